@@ -1,0 +1,83 @@
+/*
+ * mlnx_hca_ioctl.h - the CR-space mapping interface of the mlnx_hca driver.
+ *
+ * For tools (firmware burners, register viewers, trace readers) that open the
+ * driver and call DeviceIoControl. The Rust definitions in src/abi.rs are the
+ * same ABI; tests/c_header.rs compiles this header and proves codes, sizes and
+ * field offsets equal. Blocks are fixed-width and little-endian, identical
+ * for 32- and 64-bit callers (WOW64).
+ *
+ * Status codes (NTSTATUS; GetLastError() shows the Win32 mapping):
+ *   STATUS_INVALID_DEVICE_REQUEST  unknown I/O control code
+ *   STATUS_ACCESS_DENIED           FW_MAP_CRSPACE_RW on a handle not opened for
+ *                                  write (only SYSTEM and Administrators can)
+ *   STATUS_BUFFER_TOO_SMALL        input or output shorter than its block
+ *   STATUS_NOT_IMPLEMENTED         bar_num 1 (UAR) or 2 (DDR)
+ *   STATUS_INVALID_PARAMETER       other bar_num; offset/size not multiples of
+ *                                  4, size 0, or past the BAR; unmap of a VA
+ *                                  this handle did not map in this process
+ *   STATUS_INSUFFICIENT_RESOURCES  per-handle or per-device mapping quota
+ *   STATUS_DEVICE_BUSY             another handle holds the write lease
+ *   STATUS_DELETE_PENDING          the device was removed
+ */
+#ifndef MLNX_HCA_IOCTL_H
+#define MLNX_HCA_IOCTL_H
+
+#include <stdint.h>
+
+#define MLNX_HCA_FILE_DEVICE_INFINIBAND 0x0000003B
+#define MLNX_HCA_METHOD_BUFFERED        0
+#define MLNX_HCA_FILE_READ_ACCESS       0x0001
+#define MLNX_HCA_FILE_WRITE_ACCESS      0x0002
+
+/* CTL_CODE from devioctl.h, spelled out so the header needs no WDK/SDK. */
+#define MLNX_HCA_CTL_CODE(function, access) \
+    (((uint32_t)MLNX_HCA_FILE_DEVICE_INFINIBAND << 16) | ((uint32_t)(access) << 14) | \
+     ((uint32_t)(function) << 2) | (uint32_t)MLNX_HCA_METHOD_BUFFERED)
+
+/* Map a window of BAR 0 read-only.  in: FW_MAP_CRSPACE_IN, out: FW_MAP_CRSPACE_OUT */
+#define FW_MAP_CRSPACE_RO MLNX_HCA_CTL_CODE(0x800, MLNX_HCA_FILE_READ_ACCESS)
+/* Map a window of BAR 0 read-write; takes the device's write lease.  Same blocks. */
+#define FW_MAP_CRSPACE_RW MLNX_HCA_CTL_CODE(0x801, MLNX_HCA_FILE_READ_ACCESS | MLNX_HCA_FILE_WRITE_ACCESS)
+/* Unmap a view.  in: FW_UNMAP_CRSPACE_IN, no output */
+#define FW_UNMAP_CRSPACE  MLNX_HCA_CTL_CODE(0x802, MLNX_HCA_FILE_READ_ACCESS)
+/* BAR sizes, lease holder, this handle's mappings.  no input, out: FW_QUERY_CRSPACE_OUT */
+#define FW_QUERY_CRSPACE  MLNX_HCA_CTL_CODE(0x803, MLNX_HCA_FILE_READ_ACCESS)
+
+typedef struct FW_MAP_CRSPACE_IN {
+    uint32_t bar_num; /* 0: CR space. 1 (UAR), 2 (DDR): STATUS_NOT_IMPLEMENTED */
+    uint32_t offset;  /* byte offset in the BAR, multiple of 4 */
+    uint32_t size;    /* bytes, non-zero multiple of 4; offset + size <= BAR size */
+} FW_MAP_CRSPACE_IN;
+
+typedef struct FW_MAP_CRSPACE_OUT {
+    uint64_t va; /* address of `offset` itself in the calling process */
+} FW_MAP_CRSPACE_OUT;
+
+typedef struct FW_UNMAP_CRSPACE_IN {
+    uint64_t va; /* a va a map of this handle returned to this process */
+} FW_UNMAP_CRSPACE_IN;
+
+typedef struct FW_QUERY_CRSPACE_OUT {
+    uint32_t bar0_size;     /* CR space, bytes */
+    uint32_t bar1_size;     /* UAR, bytes (never mapped) */
+    uint32_t bar2_size;     /* DDR, bytes (never mapped) */
+    uint32_t writer_pid;    /* process holding the write lease; 0: none */
+    uint32_t mapping_count; /* this handle's live mappings */
+    uint32_t reserved;      /* 0 */
+} FW_QUERY_CRSPACE_OUT;
+
+/* Compile-time checks of the wire sizes (C11 and C++11). */
+#if defined(__cplusplus)
+static_assert(sizeof(FW_MAP_CRSPACE_IN) == 12, "FW_MAP_CRSPACE_IN is 12 bytes");
+static_assert(sizeof(FW_MAP_CRSPACE_OUT) == 8, "FW_MAP_CRSPACE_OUT is 8 bytes");
+static_assert(sizeof(FW_UNMAP_CRSPACE_IN) == 8, "FW_UNMAP_CRSPACE_IN is 8 bytes");
+static_assert(sizeof(FW_QUERY_CRSPACE_OUT) == 24, "FW_QUERY_CRSPACE_OUT is 24 bytes");
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(FW_MAP_CRSPACE_IN) == 12, "FW_MAP_CRSPACE_IN is 12 bytes");
+_Static_assert(sizeof(FW_MAP_CRSPACE_OUT) == 8, "FW_MAP_CRSPACE_OUT is 8 bytes");
+_Static_assert(sizeof(FW_UNMAP_CRSPACE_IN) == 8, "FW_UNMAP_CRSPACE_IN is 8 bytes");
+_Static_assert(sizeof(FW_QUERY_CRSPACE_OUT) == 24, "FW_QUERY_CRSPACE_OUT is 24 bytes");
+#endif
+
+#endif /* MLNX_HCA_IOCTL_H */

@@ -1,0 +1,487 @@
+//! One HCA as the core sees it: the contexts of its open handles, the write
+//! lease, the quotas, and its PnP state.
+
+use super::table::{Entry, ViewTable};
+use super::{BarSizes, Config, CrSpaceWindow, Pid, Platform, ViewKey};
+use crate::abi::{Access, Ioctl, MapCrSpaceOut, QueryCrSpaceOut, Request, Response};
+use crate::status::{Result, Status};
+use alloc::vec::Vec;
+
+/// Names one open handle's context (one file object). Stale ids (of a
+/// closed context whose slot was reused) are recognised by a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CaId {
+    index: u32,
+    generation: u32,
+}
+
+impl CaId {
+    /// The id packed in one integer, to keep in a file object's `FsContext`.
+    pub const fn to_raw(self) -> u64 {
+        // CAST: two u32 halves.
+        ((self.generation as u64) << 32) | self.index as u64
+    }
+
+    /// Unpacks [`to_raw`](Self::to_raw).
+    pub const fn from_raw(raw: u64) -> Self {
+        // CAST: the two u32 halves, truncation intended.
+        CaId { index: raw as u32, generation: (raw >> 32) as u32 }
+    }
+}
+
+/// Where the device is in its PnP life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PnpState {
+    /// Added, BAR not yet mapped.
+    NotStarted,
+    /// Serving requests.
+    Started,
+    /// `QUERY_STOP` was agreed: new opens are refused until stop or cancel.
+    StopPending,
+    /// Stopped: the BAR is released; a new start maps it again.
+    Stopped,
+    /// `QUERY_REMOVE` was agreed: new opens are refused until remove or cancel.
+    RemovePending,
+    /// Surprise-removed: every view was revoked; requests answer `STATUS_DELETE_PENDING`.
+    SurpriseRemoved,
+    /// Removed: nothing is mapped and nothing will be.
+    Removed,
+}
+
+/// The write lease as a tool sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The handle that holds it.
+    pub holder: CaId,
+    /// The process whose read-write map took it (`writer_pid` of a query).
+    pub writer_pid: Pid,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LeaseState {
+    lease: Lease,
+    /// Read-write views of the holder owned by `writer_pid`.
+    writer_views: u32,
+}
+
+/// The per-handle user CA context (the thread's `mlnx_um_ca_t`): one per
+/// file object, so shared by a handle and its duplicates.
+#[derive(Debug)]
+pub struct UmCa<V> {
+    views: ViewTable<V>,
+    rw_views: u32,
+    cleaned_up: bool,
+}
+
+impl<V> UmCa<V> {
+    /// Live views of this handle, all processes.
+    pub fn mapping_count(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Live read-write views of this handle.
+    pub fn rw_mapping_count(&self) -> u32 {
+        self.rw_views
+    }
+
+    /// Whether `IRP_MJ_CLEANUP` has run for it.
+    pub fn is_cleaned_up(&self) -> bool {
+        self.cleaned_up
+    }
+
+    /// The keys of its live views.
+    pub fn view_keys(&self) -> impl Iterator<Item = ViewKey> + '_ {
+        self.views.iter().map(|e| e.key)
+    }
+}
+
+#[derive(Debug)]
+struct CaSlot<V> {
+    generation: u32,
+    ca: Option<UmCa<V>>,
+}
+
+/// One HCA. Every method is one step of the driver's life, called by the
+/// Windows layer (or the simulator) under the device's lock.
+pub struct Device<P: Platform> {
+    platform: P,
+    bars: BarSizes,
+    config: Config,
+    state: PnpState,
+    cas: Vec<CaSlot<P::View>>,
+    live_views: usize,
+    lease: Option<LeaseState>,
+}
+
+impl<P: Platform> Device<P> {
+    /// A device that is added but not started (`AddDevice`).
+    pub fn new(platform: P, config: Config) -> Self {
+        Device {
+            platform,
+            bars: BarSizes { bar0: 0, bar1: 0, bar2: 0 },
+            config,
+            state: PnpState::NotStarted,
+            cas: Vec::new(),
+            live_views: 0,
+            lease: None,
+        }
+    }
+
+    /// `IRP_MN_START_DEVICE`: the BARs are mapped and requests are served.
+    pub fn start(&mut self, bars: BarSizes) {
+        self.bars = bars;
+        self.state = PnpState::Started;
+    }
+
+    /// The platform, e.g. to hand it the BAR mapping at start.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The platform, mutable.
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
+    /// The BAR sizes found at start.
+    pub fn bars(&self) -> BarSizes {
+        self.bars
+    }
+
+    /// The quotas in force.
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// The PnP state.
+    pub fn state(&self) -> PnpState {
+        self.state
+    }
+
+    /// User views mapped right now, all handles.
+    pub fn live_views(&self) -> usize {
+        self.live_views
+    }
+
+    /// The write lease, if someone holds it.
+    pub fn lease(&self) -> Option<Lease> {
+        self.lease.map(|l| l.lease)
+    }
+
+    /// Contexts that exist (created and not yet closed).
+    pub fn contexts(&self) -> usize {
+        self.cas.iter().filter(|s| s.ca.is_some()).count()
+    }
+
+    /// Handles that are open: contexts not yet cleaned up.
+    pub fn open_handles(&self) -> usize {
+        self.cas.iter().filter_map(|s| s.ca.as_ref()).filter(|ca| !ca.cleaned_up).count()
+    }
+
+    /// A handle's context.
+    pub fn ca(&self, id: CaId) -> Option<&UmCa<P::View>> {
+        self.cas.get(id.index as usize).filter(|s| s.generation == id.generation)?.ca.as_ref()
+    }
+
+    /// `IRP_MJ_CREATE`: a new context for a new file object.
+    pub fn open(&mut self) -> Result<CaId> {
+        match self.state {
+            PnpState::Started => {}
+            PnpState::StopPending | PnpState::Stopped | PnpState::NotStarted => return Err(Status::DEVICE_BUSY),
+            PnpState::RemovePending | PnpState::SurpriseRemoved | PnpState::Removed => {
+                return Err(Status::DELETE_PENDING)
+            }
+        }
+        let fresh = UmCa { views: ViewTable::new(), rw_views: 0, cleaned_up: false };
+        let index = match self.cas.iter().position(|s| s.ca.is_none()) {
+            Some(index) => index,
+            None => {
+                self.cas.try_reserve(1).map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
+                self.cas.push(CaSlot { generation: 0, ca: None });
+                self.cas.len() - 1
+            }
+        };
+        let slot = &mut self.cas[index];
+        slot.ca = Some(fresh);
+        // CAST: contexts are bounded by handles the system can open, far below u32::MAX.
+        Ok(CaId { index: index as u32, generation: slot.generation })
+    }
+
+    /// `IRP_MJ_DEVICE_CONTROL` from process `caller` on the handle whose
+    /// context is `ca` and whose granted access is `granted`. Checks in the
+    /// contract's order: device state, code, access, buffer lengths,
+    /// parameters, quota, lease. A failure changes nothing.
+    pub fn device_control(
+        &mut self,
+        ca: CaId,
+        caller: Pid,
+        granted: Access,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+    ) -> Result<Response> {
+        if matches!(self.state, PnpState::SurpriseRemoved | PnpState::Removed) {
+            return Err(Status::DELETE_PENDING);
+        }
+        match self.ca(ca) {
+            None => return Err(Status::FILE_CLOSED),
+            Some(c) if c.cleaned_up => return Err(Status::FILE_CLOSED),
+            Some(_) => {}
+        }
+        let ioctl = Ioctl::from_code(code)?;
+        if !granted.contains(ioctl.required_access()) {
+            return Err(Status::ACCESS_DENIED);
+        }
+        match ioctl.decode(input, output_len)? {
+            Request::Map { writable, params } => {
+                let window = CrSpaceWindow::new(&params, &self.bars)?;
+                self.map(ca, caller, window, writable).map(|va| Response::Map(MapCrSpaceOut { va }))
+            }
+            Request::Unmap(params) => self.unmap(ca, ViewKey { pid: caller, va: params.va }).map(|()| Response::Unmap),
+            Request::Query => Ok(Response::Query(self.query(ca))),
+        }
+    }
+
+    fn query(&self, ca: CaId) -> QueryCrSpaceOut {
+        QueryCrSpaceOut {
+            bar0_size: self.bars.bar0,
+            bar1_size: self.bars.bar1,
+            bar2_size: self.bars.bar2,
+            writer_pid: self.lease.map_or(0, |l| l.lease.writer_pid),
+            // CAST: bounded by the per-handle quota, a u32.
+            mapping_count: self.ca(ca).map_or(0, |c| c.mapping_count() as u32),
+            reserved: 0,
+        }
+    }
+
+    fn map(&mut self, id: CaId, caller: Pid, window: CrSpaceWindow, writable: bool) -> Result<u64> {
+        let per_handle = self.config.per_handle_quota as usize;
+        let per_device = self.config.per_device_quota as usize;
+        let live_views = self.live_views;
+        let lease = self.lease;
+        let Device { platform, cas, .. } = self;
+        let Some(ca) = cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
+        else {
+            return Err(Status::FILE_CLOSED);
+        };
+        if ca.views.len() >= per_handle || live_views >= per_device {
+            return Err(Status::INSUFFICIENT_RESOURCES);
+        }
+        if writable && lease.is_some_and(|l| l.lease.holder != id) {
+            return Err(Status::DEVICE_BUSY);
+        }
+        // Room in the table before mapping, so that nothing is mapped that
+        // could not be recorded.
+        ca.views.reserve_one()?;
+        let (view, base) = platform.map_view(window.pages(), writable)?;
+        let va = base + u64::from(window.offset_in_page());
+        let entry = Entry { key: ViewKey { pid: caller, va }, writable, view };
+        if let Err(entry) = ca.views.insert(entry) {
+            // A platform that hands out a VA this process already has a view
+            // at is broken; give the view back rather than lose track of it.
+            platform.unmap_view(entry.view);
+            return Err(Status::INSUFFICIENT_RESOURCES);
+        }
+        self.live_views += 1;
+        if writable {
+            ca.rw_views += 1;
+            let state = self.lease.get_or_insert(LeaseState { lease: Lease { holder: id, writer_pid: caller }, writer_views: 0 });
+            if state.lease.writer_pid == caller {
+                state.writer_views += 1;
+            }
+        }
+        Ok(va)
+    }
+
+    fn unmap(&mut self, id: CaId, key: ViewKey) -> Result<()> {
+        let Device { platform, cas, live_views, lease, .. } = self;
+        let Some(ca) = cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
+        else {
+            return Err(Status::FILE_CLOSED);
+        };
+        let entry = ca.views.remove(&key).ok_or(Status::INVALID_PARAMETER)?;
+        retire(platform, live_views, lease, id, &mut ca.rw_views, entry);
+        self.settle_lease(id);
+        Ok(())
+    }
+
+    /// After read-write views of `id` went away: end the lease when its last
+    /// one did, or hand `writer_pid` to a process that still has one.
+    fn settle_lease(&mut self, id: CaId) {
+        let Some(state) = self.lease else { return };
+        if state.lease.holder != id {
+            return;
+        }
+        let rw_views = self.ca(id).map_or(0, |c| c.rw_views);
+        if rw_views == 0 {
+            self.lease = None;
+        } else if state.writer_views == 0 {
+            let ca = self.ca(id);
+            let next = ca.and_then(|c| c.views.iter().filter(|e| e.writable).map(|e| e.key.pid).min());
+            if let (Some(pid), Some(ca)) = (next, ca) {
+                // CAST: bounded by the per-handle quota.
+                let views = ca.views.iter().filter(|e| e.writable && e.key.pid == pid).count() as u32;
+                self.lease = Some(LeaseState { lease: Lease { holder: id, writer_pid: pid }, writer_views: views });
+            }
+        }
+    }
+
+    /// `IRP_MJ_CLEANUP`: the last handle to the file object closed (also when
+    /// its process was killed). Unmaps every view, each in its owner's
+    /// process, and gives the lease back. Later requests answer
+    /// `STATUS_FILE_CLOSED`. Returns the views it unmapped.
+    pub fn cleanup(&mut self, id: CaId) -> usize {
+        let Device { platform, cas, live_views, lease, .. } = self;
+        let Some(ca) = cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
+        else {
+            return 0;
+        };
+        if ca.cleaned_up {
+            return 0;
+        }
+        ca.cleaned_up = true;
+        let mut unmapped = 0;
+        ca.views.drain_all(|entry| {
+            unmapped += 1;
+            retire(platform, live_views, lease, id, &mut ca.rw_views, entry);
+        });
+        self.settle_lease(id);
+        unmapped
+    }
+
+    /// `IRP_MJ_CLOSE`: frees the context. On Windows cleanup always came
+    /// first and this finds nothing to unmap; a host that sends no cleanup
+    /// (Wine) still gets everything released here. Returns the views it had
+    /// to unmap itself.
+    pub fn close(&mut self, id: CaId) -> usize {
+        let leftover = self.cleanup(id);
+        if let Some(slot) = self.cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation) {
+            if slot.ca.take().is_some() {
+                slot.generation = slot.generation.wrapping_add(1);
+            }
+        }
+        leftover
+    }
+
+    /// Process-exit notification: every view `pid` owns, in any handle, goes
+    /// now (in `pid`'s own context), and with its last read-write view the
+    /// lease. Returns the views it unmapped.
+    pub fn process_exited(&mut self, pid: Pid) -> usize {
+        let mut unmapped = 0;
+        for index in 0..self.cas.len() {
+            let Device { platform, cas, live_views, lease, .. } = self;
+            let slot = &mut cas[index];
+            let id = CaId { index: index as u32, generation: slot.generation };
+            let Some(ca) = slot.ca.as_mut() else { continue };
+            ca.views.drain_where(
+                |e| e.key.pid == pid,
+                |entry| {
+                    unmapped += 1;
+                    retire(platform, live_views, lease, id, &mut ca.rw_views, entry);
+                },
+            );
+            self.settle_lease(id);
+        }
+        unmapped
+    }
+
+    fn busy(&self) -> bool {
+        self.live_views > 0 || self.open_handles() > 0
+    }
+
+    /// `IRP_MN_QUERY_REMOVE_DEVICE`: refused with `STATUS_DEVICE_BUSY` while
+    /// a view lives or a handle is open; agreed otherwise, and then new opens
+    /// are refused until [`remove`](Self::remove) or [`cancel_remove`](Self::cancel_remove).
+    pub fn query_remove(&mut self) -> Result<()> {
+        if self.busy() {
+            return Err(Status::DEVICE_BUSY);
+        }
+        if matches!(self.state, PnpState::Started | PnpState::StopPending) {
+            self.state = PnpState::RemovePending;
+        }
+        Ok(())
+    }
+
+    /// `IRP_MN_CANCEL_REMOVE_DEVICE`.
+    pub fn cancel_remove(&mut self) {
+        if self.state == PnpState::RemovePending {
+            self.state = PnpState::Started;
+        }
+    }
+
+    /// `IRP_MN_QUERY_STOP_DEVICE`: as query-remove.
+    pub fn query_stop(&mut self) -> Result<()> {
+        if self.busy() {
+            return Err(Status::DEVICE_BUSY);
+        }
+        if self.state == PnpState::Started {
+            self.state = PnpState::StopPending;
+        }
+        Ok(())
+    }
+
+    /// `IRP_MN_CANCEL_STOP_DEVICE`.
+    pub fn cancel_stop(&mut self) {
+        if self.state == PnpState::StopPending {
+            self.state = PnpState::Started;
+        }
+    }
+
+    /// `IRP_MN_STOP_DEVICE`: the BAR is about to be released.
+    pub fn stop(&mut self) {
+        self.revoke_all();
+        self.state = PnpState::Stopped;
+    }
+
+    /// `IRP_MN_SURPRISE_REMOVAL`: revokes every view of every handle (each in
+    /// its owner's process) and the lease, before the BAR is released.
+    /// Returns the views it unmapped.
+    pub fn surprise_remove(&mut self) -> usize {
+        let unmapped = self.revoke_all();
+        self.state = PnpState::SurpriseRemoved;
+        unmapped
+    }
+
+    /// `IRP_MN_REMOVE_DEVICE`: revokes whatever is left; nothing is mapped
+    /// after it. Returns the views it unmapped.
+    pub fn remove(&mut self) -> usize {
+        let unmapped = self.revoke_all();
+        self.state = PnpState::Removed;
+        unmapped
+    }
+
+    fn revoke_all(&mut self) -> usize {
+        let mut unmapped = 0;
+        let Device { platform, cas, live_views, lease, .. } = self;
+        for (index, slot) in cas.iter_mut().enumerate() {
+            let id = CaId { index: index as u32, generation: slot.generation };
+            let Some(ca) = slot.ca.as_mut() else { continue };
+            ca.views.drain_all(|entry| {
+                unmapped += 1;
+                retire(platform, live_views, lease, id, &mut ca.rw_views, entry);
+            });
+        }
+        self.lease = None;
+        unmapped
+    }
+}
+
+/// Unmaps one view that was taken out of `id`'s table and settles the counts;
+/// [`Device::settle_lease`] finishes the lease afterwards.
+fn retire<P: Platform>(
+    platform: &mut P,
+    live_views: &mut usize,
+    lease: &mut Option<LeaseState>,
+    id: CaId,
+    rw_views: &mut u32,
+    entry: Entry<P::View>,
+) {
+    platform.unmap_view(entry.view);
+    *live_views -= 1;
+    if entry.writable {
+        *rw_views -= 1;
+        if let Some(state) = lease.as_mut().filter(|s| s.lease.holder == id && s.lease.writer_pid == entry.key.pid) {
+            state.writer_views -= 1;
+        }
+    }
+}

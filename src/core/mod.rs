@@ -1,0 +1,83 @@
+//! The portable core: every decision the driver makes, in safe `no_std` Rust.
+//!
+//! The core parses nothing from user memory itself and touches no kernel
+//! object: it checks a decoded [`Request`](crate::abi::Request) against the
+//! device, keeps the per-handle mapping tables ([`UmCa`], the thread's
+//! `mlnx_um_ca_t`), the write lease and the quotas, and decides what to map
+//! and unmap. A [`Platform`] carries those decisions out: the Windows layer
+//! with MDLs, the simulation with `mmap`.
+//!
+//! Concurrency: a [`Device`] is plain data behind `&mut self`. Its owner (the
+//! Windows layer's device extension, the simulator) serialises every call
+//! with one lock per device; the core never blocks and never calls back into
+//! its owner except through [`Platform`].
+
+#![forbid(unsafe_code)]
+
+mod device;
+mod table;
+mod window;
+
+pub use device::{CaId, Device, Lease, PnpState, UmCa};
+pub use table::ViewKey;
+pub use window::{CrSpaceWindow, PageSpan};
+
+use crate::status::Result;
+
+/// Page size of the mappings: the driver maps whole pages (x64 Windows, and
+/// the simulated HCA).
+pub const PAGE_SIZE: u32 = 4096;
+
+/// A process id as the driver sees it (`PsGetCurrentProcessId`).
+pub type Pid = u32;
+
+/// Sizes of the HCA's BARs, as found in the translated resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BarSizes {
+    /// BAR 0: CR space, the one that is mapped.
+    pub bar0: u32,
+    /// BAR 1: UAR (reported, never mapped).
+    pub bar1: u32,
+    /// BAR 2: DDR (reported, never mapped).
+    pub bar2: u32,
+}
+
+/// Limits that keep any one caller from exhausting system PTEs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Live mappings one handle (file object) may hold.
+    pub per_handle_quota: u32,
+    /// Live mappings the whole device may hold.
+    pub per_device_quota: u32,
+}
+
+impl Config {
+    /// The contract's defaults: 64 per handle, 1,024 per device.
+    pub const DEFAULT: Config = Config { per_handle_quota: 64, per_device_quota: 1024 };
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::DEFAULT
+    }
+}
+
+/// Carries out what the core decides. One implementation per environment:
+/// the Windows layer (MDL + `MmMapLockedPagesSpecifyCache`) and the simulated
+/// HCA (`mmap` of shared memory).
+pub trait Platform {
+    /// Owning handle of one user view. It is created by
+    /// [`map_view`](Platform::map_view) and given back exactly once to
+    /// [`unmap_view`](Platform::unmap_view); the core never drops one itself.
+    type View;
+
+    /// Maps the pages of BAR 0 in `span` into the calling process (the
+    /// current context, at the caller's request), read-only or read-write.
+    /// Returns the view and the user VA of its first page. On failure nothing
+    /// is left mapped.
+    fn map_view(&mut self, span: PageSpan, writable: bool) -> Result<(Self::View, u64)>;
+
+    /// Unmaps a view in the process that owns it, attaching to that process
+    /// when the current context is another one.
+    fn unmap_view(&mut self, view: Self::View);
+}

@@ -1,0 +1,452 @@
+//! The simulated HCA: the real core on a host platform whose BAR 0 is shared
+//! memory and whose user views are real `mmap` views with real page
+//! protections.
+//!
+//! [`SimHca`] also plays the parts of Windows around the driver: the I/O
+//! manager (handles, file objects, access checks on codes, METHOD_BUFFERED
+//! system buffers, `IRP_MJ_CLEANUP` when a file object's last handle closes
+//! and `IRP_MJ_CLOSE` when its last reference goes), the process manager
+//! (process-exit notification) and the PnP manager (query-remove, surprise
+//! removal). "Processes" are pids within this one host process: a returned
+//! `va` is a real address here.
+
+mod platform;
+
+pub use platform::Faults;
+
+use crate::abi::{code_access, Access};
+use crate::core::{BarSizes, CaId, Config, Device, Pid, PnpState};
+use crate::status::Status;
+use platform::{Bar, SimPlatform};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Size of the simulated BAR 0 (CR space): 1 MiB.
+pub const SIM_BAR0_SIZE: u32 = 1 << 20;
+/// Reported size of BAR 1 (UAR): 8 MiB.
+pub const SIM_BAR1_SIZE: u32 = 8 << 20;
+/// Reported size of BAR 2 (DDR): 256 MiB.
+pub const SIM_BAR2_SIZE: u32 = 256 << 20;
+/// Offset of the device-identification dword.
+pub const SIM_DEVICE_ID_OFFSET: u32 = 0xF0014;
+/// Value of the device-identification dword.
+pub const SIM_DEVICE_ID: u32 = 0x00A0_5A44;
+
+/// The access a handle was granted when it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimAccess {
+    /// `GENERIC_READ`: what any user gets.
+    Read,
+    /// `GENERIC_READ | GENERIC_WRITE`: what an administrator gets.
+    ReadWrite,
+}
+
+impl SimAccess {
+    fn granted(self) -> Access {
+        match self {
+            SimAccess::Read => Access::READ,
+            SimAccess::ReadWrite => Access::READ | Access::WRITE,
+        }
+    }
+}
+
+type FileId = u64;
+type HandleId = u64;
+
+#[derive(Debug)]
+struct FileObject {
+    /// The driver's context; `None` when IRP_MJ_CREATE failed.
+    ca: Option<CaId>,
+    /// Access granted at create (`FILE_OBJECT::WriteAccess` and friends).
+    access: Access,
+    handles: usize,
+    /// Handles plus requests in flight.
+    refs: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HandleEntry {
+    pid: Pid,
+    file: FileId,
+    access: Access,
+}
+
+#[derive(Debug, Default)]
+struct Process {
+    inflight: usize,
+    exiting: bool,
+}
+
+#[derive(Debug, Default)]
+struct IoManager {
+    files: HashMap<FileId, FileObject>,
+    handles: HashMap<HandleId, HandleEntry>,
+    processes: HashMap<Pid, Process>,
+    next_id: u64,
+    /// A failed create's status, for the handle `open` had to return anyway.
+    failed_opens: HashMap<HandleId, Status>,
+}
+
+struct Inner {
+    io: Mutex<IoManager>,
+    idle: Condvar,
+    /// The driver's device lock, as the Windows layer holds it.
+    driver: Mutex<Device<SimPlatform>>,
+    bar: Arc<Bar>,
+}
+
+/// A started simulated HCA (see "The simulated HCA" in the contract).
+/// `Send + Sync`: many threads use it at once, like the real device.
+#[derive(Clone)]
+pub struct SimHca {
+    inner: Arc<Inner>,
+}
+
+/// An open handle of one process. Dropping it closes it, unless its process
+/// already ended.
+pub struct SimHandle {
+    inner: Arc<Inner>,
+    id: HandleId,
+    pid: Pid,
+    closed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic under a lock is a Verifier bugcheck already; keep reporting.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Default for SimHca {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimHca {
+    /// A started device with the contract's BARs and default quotas.
+    pub fn new() -> SimHca {
+        Self::with_config(Config::DEFAULT)
+    }
+
+    /// A started device with other quotas (benchmarks raise them).
+    pub fn with_config(config: Config) -> SimHca {
+        let bar = Arc::new(Bar::new(SIM_BAR0_SIZE).expect("memfd for the simulated BAR 0"));
+        bar.write_dword(SIM_DEVICE_ID_OFFSET, SIM_DEVICE_ID);
+        let mut device = Device::new(SimPlatform::new(bar.clone()), config);
+        device.start(BarSizes { bar0: SIM_BAR0_SIZE, bar1: SIM_BAR1_SIZE, bar2: SIM_BAR2_SIZE });
+        SimHca {
+            inner: Arc::new(Inner {
+                io: Mutex::new(IoManager::default()),
+                idle: Condvar::new(),
+                driver: Mutex::new(device),
+                bar,
+            }),
+        }
+    }
+
+    /// `CreateFile` from process `pid`; the handle was granted `access`.
+    /// If the driver refuses the create (the device is being removed), the
+    /// handle answers every request with the create's status, as the failed
+    /// `CreateFile` would have.
+    pub fn open(&self, pid: u32, access: SimAccess) -> SimHandle {
+        match self.try_open(pid, access) {
+            Ok(handle) => handle,
+            Err(status) => {
+                let mut io = lock(&self.inner.io);
+                let id = io.next_id();
+                io.failed_opens.insert(id, Status::from_raw(status));
+                SimHandle { inner: self.inner.clone(), id, pid, closed: true }
+            }
+        }
+    }
+
+    /// `CreateFile`, reporting a refused create as `Err(NTSTATUS)`.
+    pub fn try_open(&self, pid: u32, access: SimAccess) -> Result<SimHandle, i32> {
+        let mut io = lock(&self.inner.io);
+        if io.processes.get(&pid).is_some_and(|p| p.exiting) {
+            return Err(Status::INVALID_HANDLE.raw());
+        }
+        let ca = {
+            let mut driver = lock(&self.inner.driver);
+            driver.platform_mut().set_context(pid);
+            driver.platform_mut().process_started(pid);
+            driver.open().map_err(Status::raw)?
+        };
+        io.processes.entry(pid).or_default();
+        let file = io.next_id();
+        io.files.insert(file, FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
+        let id = io.next_id();
+        io.handles.insert(id, HandleEntry { pid, file, access: access.granted() });
+        Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: false })
+    }
+
+    /// Process `pid` ends (however: exit or kill). Its in-flight requests
+    /// finish first; then all its handles close in its context, and the
+    /// process-exit notification runs.
+    pub fn terminate(&self, pid: u32) {
+        let mut io = lock(&self.inner.io);
+        io.processes.entry(pid).or_default().exiting = true;
+        while io.processes.get(&pid).is_some_and(|p| p.inflight > 0) {
+            io = self.inner.idle.wait(io).unwrap_or_else(|p| p.into_inner());
+        }
+        let mine: Vec<HandleId> = io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
+        for id in mine {
+            self.inner.close_handle(&mut io, id);
+        }
+        {
+            let mut driver = lock(&self.inner.driver);
+            driver.platform_mut().set_context(pid);
+            driver.process_exited(pid);
+            driver.platform_mut().process_ended(pid);
+        }
+        io.processes.remove(&pid);
+        self.inner.after_close(&mut io);
+    }
+
+    /// The PnP manager asks to remove the device (disable, uninstall):
+    /// `IRP_MN_QUERY_REMOVE_DEVICE`; if the driver refuses,
+    /// `IRP_MN_CANCEL_REMOVE_DEVICE` and `Err(STATUS_DEVICE_BUSY)`; if it
+    /// agrees, `IRP_MN_REMOVE_DEVICE`, and the device is gone.
+    pub fn query_remove(&self) -> Result<(), i32> {
+        let _io = lock(&self.inner.io);
+        let mut driver = lock(&self.inner.driver);
+        match driver.query_remove() {
+            Ok(()) => {
+                driver.remove();
+                Ok(())
+            }
+            Err(status) => {
+                driver.cancel_remove();
+                Err(status.raw())
+            }
+        }
+    }
+
+    /// `IRP_MN_SURPRISE_REMOVAL`: the HCA is gone. `IRP_MN_REMOVE_DEVICE`
+    /// follows when the last handle closes.
+    pub fn surprise_remove(&self) {
+        let mut io = lock(&self.inner.io);
+        {
+            let mut driver = lock(&self.inner.driver);
+            driver.platform_mut().set_context(0);
+            driver.surprise_remove();
+        }
+        self.inner.after_close(&mut io);
+    }
+
+    /// User views mapped right now, all handles (the platform's own count).
+    pub fn live_views(&self) -> usize {
+        lock(&self.inner.driver).platform().live_views()
+    }
+
+    /// The device's side of BAR 0: reads a dword.
+    pub fn read_dword(&self, offset: u32) -> u32 {
+        self.inner.bar.read_dword(offset)
+    }
+
+    /// The device's side of BAR 0: writes a dword.
+    pub fn write_dword(&self, offset: u32, value: u32) {
+        self.inner.bar.write_dword(offset, value)
+    }
+
+    /// Views of process `pid`, all handles.
+    pub fn views_of(&self, pid: u32) -> usize {
+        lock(&self.inner.driver).platform().views_of(pid)
+    }
+
+    /// Read-write views, all handles.
+    pub fn writable_views(&self) -> usize {
+        lock(&self.inner.driver).platform().writable_views()
+    }
+
+    /// Times the driver attached to another process to unmap a view there.
+    pub fn attaches(&self) -> u64 {
+        lock(&self.inner.driver).platform().attaches()
+    }
+
+    /// The write lease's process, if anyone holds it (the driver's view).
+    pub fn writer_pid(&self) -> Option<u32> {
+        lock(&self.inner.driver).lease().map(|l| l.writer_pid)
+    }
+
+    /// Handles open on the device (contexts not yet cleaned up).
+    pub fn open_handles(&self) -> usize {
+        lock(&self.inner.driver).open_handles()
+    }
+
+    /// The device's PnP state.
+    pub fn pnp_state(&self) -> PnpState {
+        lock(&self.inner.driver).state()
+    }
+
+    /// Arms fault injection in the platform (counts restart from now).
+    pub fn inject_faults(&self, faults: Faults) {
+        lock(&self.inner.driver).platform_mut().set_faults(faults);
+    }
+}
+
+impl IoManager {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+impl Inner {
+    /// Drops one handle: cleanup when it was the file object's last handle,
+    /// close when nothing else references the file object.
+    fn close_handle(&self, io: &mut IoManager, id: HandleId) {
+        let Some(handle) = io.handles.remove(&id) else { return };
+        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        file.handles -= 1;
+        let ca = file.ca;
+        if file.handles == 0 {
+            if let Some(ca) = ca {
+                let mut driver = lock(&self.driver);
+                driver.platform_mut().set_context(handle.pid);
+                driver.cleanup(ca);
+            }
+        }
+        self.release_file(io, handle.file, handle.pid);
+    }
+
+    /// Drops one reference to a file object; the last one sends the close.
+    fn release_file(&self, io: &mut IoManager, file_id: FileId, pid: Pid) {
+        let file = io.files.get_mut(&file_id).expect("a referenced file object exists");
+        file.refs -= 1;
+        if file.refs == 0 {
+            let file = io.files.remove(&file_id).expect("just seen");
+            if let Some(ca) = file.ca {
+                let mut driver = lock(&self.driver);
+                driver.platform_mut().set_context(pid);
+                let leftover = driver.close(ca);
+                assert_eq!(leftover, 0, "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left");
+            }
+        }
+    }
+
+    /// After handles closed: Verifier's check that nothing is left once no
+    /// file object is, and the remove that follows a surprise removal.
+    fn after_close(&self, io: &mut IoManager) {
+        if !io.files.is_empty() {
+            return;
+        }
+        let mut driver = lock(&self.driver);
+        let (views, platform_views, lease) = (driver.live_views(), driver.platform().live_views(), driver.lease());
+        assert!(
+            views == 0 && platform_views == 0 && lease.is_none(),
+            "DRIVER VERIFIER: all handles closed but {views} view(s) ({platform_views} mapped) and lease {lease:?} remain"
+        );
+        if driver.state() == PnpState::SurpriseRemoved {
+            driver.remove();
+        }
+    }
+}
+
+impl SimHandle {
+    /// `DeviceIoControl`: `Ok(bytes written)` or `Err(NTSTATUS as i32)`.
+    /// METHOD_BUFFERED as the I/O manager does it: one system buffer, the
+    /// input copied in, the bytes the driver reports copied out; on failure
+    /// the output buffer is left as it was.
+    pub fn ioctl(&self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, i32> {
+        let (file, ca, granted) = self.begin(code)?;
+        let mut system_buffer = vec![0u8; input.len().max(output.len())];
+        system_buffer[..input.len()].copy_from_slice(input);
+        let result = {
+            let mut driver = lock(&self.inner.driver);
+            driver.platform_mut().set_context(self.pid);
+            match driver.device_control(ca, self.pid, granted, code, &system_buffer[..input.len()], output.len()) {
+                Ok(response) => Ok(response.encode(&mut system_buffer[..output.len()])),
+                Err(status) => Err(status),
+            }
+        };
+        self.end(file);
+        match result {
+            Ok(written) => {
+                output[..written].copy_from_slice(&system_buffer[..written]);
+                Ok(written)
+            }
+            Err(status) => Err(status.raw()),
+        }
+    }
+
+    /// The I/O manager's part before the IRP: the handle, the access bits of
+    /// the code against the handle's, a reference on the file object.
+    fn begin(&self, code: u32) -> Result<(FileId, CaId, Access), i32> {
+        let mut io = lock(&self.inner.io);
+        if let Some(status) = io.failed_opens.get(&self.id) {
+            return Err(status.raw());
+        }
+        let handle = match io.handles.get(&self.id) {
+            Some(h) if !io.processes.get(&h.pid).is_some_and(|p| p.exiting) => *h,
+            _ => return Err(Status::INVALID_HANDLE.raw()),
+        };
+        if !handle.access.contains(code_access(code)) {
+            return Err(Status::ACCESS_DENIED.raw());
+        }
+        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        file.refs += 1;
+        let (ca, access) = (file.ca.expect("an open handle has a context"), file.access.intersection(handle.access));
+        io.processes.entry(self.pid).or_default().inflight += 1;
+        Ok((handle.file, ca, access))
+    }
+
+    /// The request completed: its reference on the file object goes (the
+    /// handle may have been closed meanwhile by another thread; then this
+    /// was the last reference and the close is sent now).
+    fn end(&self, file: FileId) {
+        let mut io = lock(&self.inner.io);
+        if let Some(p) = io.processes.get_mut(&self.pid) {
+            p.inflight -= 1;
+        }
+        self.inner.release_file(&mut io, file, self.pid);
+        self.inner.after_close(&mut io);
+        self.inner.idle.notify_all();
+    }
+
+    /// `DuplicateHandle` into process `pid`: the same file object, so the
+    /// same context, mappings and lease. The new handle has this one's access.
+    pub fn duplicate(&self, pid: u32) -> SimHandle {
+        let mut io = lock(&self.inner.io);
+        let id = io.next_id();
+        let Some(handle) = io.handles.get(&self.id).copied() else {
+            io.failed_opens.insert(id, Status::INVALID_HANDLE);
+            return SimHandle { inner: self.inner.clone(), id, pid, closed: true };
+        };
+        io.processes.entry(pid).or_default();
+        lock(&self.inner.driver).platform_mut().process_started(pid);
+        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        file.handles += 1;
+        file.refs += 1;
+        io.handles.insert(id, HandleEntry { pid, ..handle });
+        SimHandle { inner: self.inner.clone(), id, pid, closed: false }
+    }
+
+    /// `CloseHandle`, in this handle's process.
+    pub fn close(mut self) {
+        self.close_now();
+    }
+
+    fn close_now(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        let mut io = lock(&self.inner.io);
+        self.inner.close_handle(&mut io, self.id);
+        self.inner.after_close(&mut io);
+    }
+
+    /// The process this handle belongs to.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let mut io = lock(&self.inner.io);
+        io.failed_opens.remove(&self.id);
+        drop(io);
+        self.close_now();
+    }
+}
