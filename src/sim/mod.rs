@@ -133,7 +133,11 @@ impl SimHca {
         let bar = Arc::new(Bar::new(SIM_BAR0_SIZE).expect("memfd for the simulated BAR 0"));
         bar.write_dword(SIM_DEVICE_ID_OFFSET, SIM_DEVICE_ID);
         let mut device = Device::new(SimPlatform::new(bar.clone()), config);
-        device.start(BarSizes { bar0: SIM_BAR0_SIZE, bar1: SIM_BAR1_SIZE, bar2: SIM_BAR2_SIZE });
+        device.start(BarSizes {
+            bar0: SIM_BAR0_SIZE,
+            bar1: SIM_BAR1_SIZE,
+            bar2: SIM_BAR2_SIZE,
+        });
         SimHca {
             inner: Arc::new(Inner {
                 io: Mutex::new(IoManager::default()),
@@ -155,7 +159,12 @@ impl SimHca {
                 let mut io = lock(&self.inner.io);
                 let id = io.next_id();
                 io.failed_opens.insert(id, Status::from_raw(status));
-                SimHandle { inner: self.inner.clone(), id, pid, closed: true }
+                SimHandle {
+                    inner: self.inner.clone(),
+                    id,
+                    pid,
+                    closed: true,
+                }
             }
         }
     }
@@ -174,10 +183,30 @@ impl SimHca {
         };
         io.processes.entry(pid).or_default();
         let file = io.next_id();
-        io.files.insert(file, FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
+        io.files.insert(
+            file,
+            FileObject {
+                ca: Some(ca),
+                access: access.granted(),
+                handles: 1,
+                refs: 1,
+            },
+        );
         let id = io.next_id();
-        io.handles.insert(id, HandleEntry { pid, file, access: access.granted() });
-        Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: false })
+        io.handles.insert(
+            id,
+            HandleEntry {
+                pid,
+                file,
+                access: access.granted(),
+            },
+        );
+        Ok(SimHandle {
+            inner: self.inner.clone(),
+            id,
+            pid,
+            closed: false,
+        })
     }
 
     /// Process `pid` ends (however: exit or kill). Its in-flight requests
@@ -189,7 +218,12 @@ impl SimHca {
         while io.processes.get(&pid).is_some_and(|p| p.inflight > 0) {
             io = self.inner.idle.wait(io).unwrap_or_else(|p| p.into_inner());
         }
-        let mine: Vec<HandleId> = io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
+        let mine: Vec<HandleId> = io
+            .handles
+            .iter()
+            .filter(|(_, h)| h.pid == pid)
+            .map(|(id, _)| *id)
+            .collect();
         for id in mine {
             self.inner.close_handle(&mut io, id);
         }
@@ -296,8 +330,13 @@ impl Inner {
     /// Drops one handle: cleanup when it was the file object's last handle,
     /// close when nothing else references the file object.
     fn close_handle(&self, io: &mut IoManager, id: HandleId) {
-        let Some(handle) = io.handles.remove(&id) else { return };
-        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        let Some(handle) = io.handles.remove(&id) else {
+            return;
+        };
+        let file = io
+            .files
+            .get_mut(&handle.file)
+            .expect("a handle's file object exists");
         file.handles -= 1;
         let ca = file.ca;
         if file.handles == 0 {
@@ -312,7 +351,10 @@ impl Inner {
 
     /// Drops one reference to a file object; the last one sends the close.
     fn release_file(&self, io: &mut IoManager, file_id: FileId, pid: Pid) {
-        let file = io.files.get_mut(&file_id).expect("a referenced file object exists");
+        let file = io
+            .files
+            .get_mut(&file_id)
+            .expect("a referenced file object exists");
         file.refs -= 1;
         if file.refs == 0 {
             let file = io.files.remove(&file_id).expect("just seen");
@@ -320,7 +362,10 @@ impl Inner {
                 let mut driver = lock(&self.driver);
                 driver.platform_mut().set_context(pid);
                 let leftover = driver.close(ca);
-                assert_eq!(leftover, 0, "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left");
+                assert_eq!(
+                    leftover, 0,
+                    "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left"
+                );
             }
         }
     }
@@ -332,7 +377,11 @@ impl Inner {
             return;
         }
         let mut driver = lock(&self.driver);
-        let (views, platform_views, lease) = (driver.live_views(), driver.platform().live_views(), driver.lease());
+        let (views, platform_views, lease) = (
+            driver.live_views(),
+            driver.platform().live_views(),
+            driver.lease(),
+        );
         assert!(
             views == 0 && platform_views == 0 && lease.is_none(),
             "DRIVER VERIFIER: all handles closed but {views} view(s) ({platform_views} mapped) and lease {lease:?} remain"
@@ -355,7 +404,14 @@ impl SimHandle {
         let result = {
             let mut driver = lock(&self.inner.driver);
             driver.platform_mut().set_context(self.pid);
-            match driver.device_control(ca, self.pid, granted, code, &system_buffer[..input.len()], output.len()) {
+            match driver.device_control(
+                ca,
+                self.pid,
+                granted,
+                code,
+                &system_buffer[..input.len()],
+                output.len(),
+            ) {
                 Ok(response) => Ok(response.encode(&mut system_buffer[..output.len()])),
                 Err(status) => Err(status),
             }
@@ -384,9 +440,15 @@ impl SimHandle {
         if !handle.access.contains(code_access(code)) {
             return Err(Status::ACCESS_DENIED.raw());
         }
-        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        let file = io
+            .files
+            .get_mut(&handle.file)
+            .expect("a handle's file object exists");
         file.refs += 1;
-        let (ca, access) = (file.ca.expect("an open handle has a context"), file.access.intersection(handle.access));
+        let (ca, access) = (
+            file.ca.expect("an open handle has a context"),
+            file.access.intersection(handle.access),
+        );
         io.processes.entry(self.pid).or_default().inflight += 1;
         Ok((handle.file, ca, access))
     }
@@ -411,15 +473,28 @@ impl SimHandle {
         let id = io.next_id();
         let Some(handle) = io.handles.get(&self.id).copied() else {
             io.failed_opens.insert(id, Status::INVALID_HANDLE);
-            return SimHandle { inner: self.inner.clone(), id, pid, closed: true };
+            return SimHandle {
+                inner: self.inner.clone(),
+                id,
+                pid,
+                closed: true,
+            };
         };
         io.processes.entry(pid).or_default();
         lock(&self.inner.driver).platform_mut().process_started(pid);
-        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        let file = io
+            .files
+            .get_mut(&handle.file)
+            .expect("a handle's file object exists");
         file.handles += 1;
         file.refs += 1;
         io.handles.insert(id, HandleEntry { pid, ..handle });
-        SimHandle { inner: self.inner.clone(), id, pid, closed: false }
+        SimHandle {
+            inner: self.inner.clone(),
+            id,
+            pid,
+            closed: false,
+        }
     }
 
     /// `CloseHandle`, in this handle's process.

@@ -30,17 +30,24 @@ impl Bar {
     pub fn read_dword(&self, offset: u32) -> u32 {
         self.check(offset);
         let mut b = [0u8; 4];
-        self.mem.read_exact_at(&mut b, u64::from(offset)).expect("memfd read");
+        self.mem
+            .read_exact_at(&mut b, u64::from(offset))
+            .expect("memfd read");
         u32::from_le_bytes(b)
     }
 
     pub fn write_dword(&self, offset: u32, value: u32) {
         self.check(offset);
-        self.mem.write_all_at(&value.to_le_bytes(), u64::from(offset)).expect("memfd write");
+        self.mem
+            .write_all_at(&value.to_le_bytes(), u64::from(offset))
+            .expect("memfd write");
     }
 
     fn check(&self, offset: u32) {
-        assert!(offset % 4 == 0 && offset < self.size, "device access at {offset:#x} outside BAR 0 or unaligned");
+        assert!(
+            offset % 4 == 0 && offset < self.size,
+            "device access at {offset:#x} outside BAR 0 or unaligned"
+        );
     }
 }
 
@@ -118,7 +125,10 @@ impl SimPlatform {
     /// `pid` ended: no view of it may exist now or be touched later.
     pub fn process_ended(&mut self, pid: Pid) {
         let left = self.views_of(pid);
-        assert!(left == 0, "DRIVER VERIFIER: {left} view(s) outlived their process {pid}");
+        assert!(
+            left == 0,
+            "DRIVER VERIFIER: {left} view(s) outlived their process {pid}"
+        );
         self.ended.insert(pid);
     }
 
@@ -138,13 +148,31 @@ impl Platform for SimPlatform {
         }
         let mut options = MmapOptions::new();
         // CAST: a span of a u32-sized BAR fits usize on a 64-bit host.
-        options.offset(span.byte_offset()).len(span.byte_len() as usize);
-        let map = if writable { options.map_raw(&self.bar.mem) } else { options.map_raw_read_only(&self.bar.mem) };
+        options
+            .offset(span.byte_offset())
+            .len(span.byte_len() as usize);
+        let map = if writable {
+            options.map_raw(&self.bar.mem)
+        } else {
+            options.map_raw_read_only(&self.bar.mem)
+        };
         let map = map.map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
         // CAST: the address is what the "user" gets back as its VA.
         let addr = map.as_ptr() as usize;
-        self.ledger.insert(addr, Ledger { owner: self.context, writable });
-        Ok((SimView { map, owner: self.context }, addr as u64))
+        self.ledger.insert(
+            addr,
+            Ledger {
+                owner: self.context,
+                writable,
+            },
+        );
+        Ok((
+            SimView {
+                map,
+                owner: self.context,
+            },
+            addr as u64,
+        ))
     }
 
     fn unmap_view(&mut self, view: SimView) {
@@ -163,7 +191,10 @@ impl Platform for SimPlatform {
         let Some(ledger) = entry else {
             panic!("DRIVER VERIFIER: view at {addr:#x} unmapped twice or never mapped");
         };
-        assert_eq!(ledger.owner, view.owner, "DRIVER VERIFIER: view at {addr:#x} changed owner");
+        assert_eq!(
+            ledger.owner, view.owner,
+            "DRIVER VERIFIER: view at {addr:#x} changed owner"
+        );
         // munmap, in the owner's (attached) context.
         drop(view.map);
     }
