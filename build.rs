@@ -12,6 +12,7 @@ fn main() {
 #[cfg(feature = "driver")]
 mod driver {
     pub fn configure() {
-        wdk_build::configure_wdk_binary_build().expect("wdk-build could not configure the driver build");
+        wdk_build::configure_wdk_binary_build()
+            .expect("wdk-build could not configure the driver build");
     }
 }

@@ -426,6 +426,28 @@ impl SimHandle {
         }
     }
 
+    /// Reads one dword of BAR 0 with one request through the full I/O path
+    /// (handle and access check, file object reference, system buffer, the
+    /// driver's device lock), as a driver without mappings would have to.
+    /// Not part of the contract: the simulator's test surface, so that
+    /// benchmarks can compare a mapping against one request per dword.
+    pub fn read_dword_via_request(&self, offset: u32) -> Result<u32, i32> {
+        let (file, _ca, _granted) = self.begin(crate::abi::FW_QUERY_CRSPACE)?;
+        let mut system_buffer = vec![0u8; 4];
+        let result = {
+            let driver = lock(&self.inner.driver);
+            if offset % 4 != 0 || offset >= driver.bars().bar0 {
+                Err(Status::INVALID_PARAMETER)
+            } else {
+                system_buffer.copy_from_slice(&self.inner.bar.read_dword(offset).to_le_bytes());
+                Ok(())
+            }
+        };
+        self.end(file);
+        result.map_err(Status::raw)?;
+        Ok(u32::from_le_bytes([system_buffer[0], system_buffer[1], system_buffer[2], system_buffer[3]]))
+    }
+
     /// The I/O manager's part before the IRP: the handle, the access bits of
     /// the code against the handle's, a reference on the file object.
     fn begin(&self, code: u32) -> Result<(FileId, CaId, Access), i32> {
