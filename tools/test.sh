@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The project's whole test run, on a fresh Debian 12 machine or a used one:
+# installs what it needs (Debian packages, crates), then runs every check in
+# order and stops at the first failure. `.ci/run` calls exactly this.
+#
+#   tools/test.sh            # everything
+#   tools/test.sh host       # only the host tests (cargo test), quick
+#
+# Stages: host tests; the Windows image (cross build of mlnx_hca.sys, default
+# and legacy-pool, checked as a loader would); benches compile.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+ONLY=${1:-all}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+stage() { echo; echo "=== $* ==="; STAGE_START=$SECONDS; }
+done_stage() { echo "--- ok ($((SECONDS - STAGE_START)) s)"; }
+
+need_debs() { # install Debian packages that are missing, and only those
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+stage "host prerequisites"
+# gcc-multilib: the C header test also compiles for 32-bit (WOW64) callers.
+need_debs gcc gcc-multilib
+command -v cargo >/dev/null || { echo "cargo (rustup stable) is required" >&2; exit 1; }
+done_stage
+
+stage "host tests: core, simulated HCA, contract, C header, INF, tools"
+cargo test --workspace --locked
+done_stage
+
+[ "$ONLY" = host ] && exit 0
+
+stage "Windows image: cross build of mlnx_hca.sys (release), clippy -D warnings"
+tools/wdk-cross/build.sh clippy -- -D warnings
+tools/wdk-cross/build.sh build-release
+done_stage
+
+stage "Windows image: legacy-pool variant (Windows before 10 2004, Wine)"
+WDK_CROSS_FEATURES="driver legacy-pool" WDK_CROSS_TARGET_SUBDIR=legacy tools/wdk-cross/build.sh build-release
+done_stage
+
+stage "Windows image checks: PE as a loader sees it"
+MLNX_HCA_SYS=$ROOT/target/x86_64-pc-windows-msvc/release/mlnx_hca.sys \
+  cargo test --locked --features image-tests --test pe_image
+done_stage
+
+stage "benches compile"
+cargo bench --workspace --locked --no-run
+done_stage
+
+echo
+echo "all stages passed"
