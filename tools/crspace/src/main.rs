@@ -1,1 +1,369 @@
-fn main() {}
+//! `crspace`: read, write, dump and watch an mlnx_hca HCA's CR space, in the
+//! habits of mstflint's `mcra` and `mstdump`. See `tools/crspace/README.md`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use crspace::{Bytes, Connection, Error, Mapping, WatchOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Read, write, dump and watch the CR space (BAR 0) of a Mellanox HCA
+/// through the mlnx_hca driver.
+#[derive(Debug, Parser)]
+#[command(name = "crspace", version, max_term_width = 100)]
+#[command(after_help = "Numbers are hex (0xf0014) or decimal (983060). Addresses are CR-space byte offsets \
+and must be dword aligned. Errors go to stderr; the exit code is 0 on success, 1 on an error, 2 on a usage error.")]
+struct Cli {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which device: the real one (Windows) or the simulated HCA.
+#[derive(Debug, Args)]
+struct Target {
+    /// Use the simulated HCA: 1 MiB of CR space, zero except the device id
+    /// 0x00a05a44 at 0xf0014. A fresh one every run, unless --sim-state.
+    #[arg(long, global = true)]
+    sim: bool,
+
+    /// The device to open (Windows) [default: \\.\mlnx_hca0]
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "sim")]
+    device: Option<String>,
+
+    /// Carry the simulated CR space across runs in FILE: loaded at start (a
+    /// missing file is a fresh HCA), saved after `write`. One `0xADDR
+    /// 0xVALUE` line per dword that differs from power-on.
+    #[arg(long, global = true, value_name = "FILE")]
+    sim_state: Option<PathBuf>,
+
+    /// Another simulated process PID holds the write lease during this run.
+    #[arg(long, global = true, value_name = "PID", value_parser = parse_pid)]
+    sim_writer: Option<u32>,
+
+    /// The most access the simulated device grants this tool's handle:
+    /// `read` plays a user who is not an administrator.
+    #[arg(long, global = true, value_name = "ACCESS")]
+    sim_access: Option<SimAccessArg>,
+
+    /// Surprise-remove the simulated HCA once this tool's handle is open.
+    #[arg(long, global = true)]
+    sim_removed: bool,
+}
+
+impl Target {
+    /// The first `--sim-*` option given without `--sim`. (Checked here, not
+    /// with clap's `requires`, which does not see a global `--sim` written
+    /// before the subcommand.)
+    fn sim_option_without_sim(&self) -> Option<&'static str> {
+        if self.sim {
+            return None;
+        }
+        [
+            (self.sim_state.is_some(), "--sim-state"),
+            (self.sim_writer.is_some(), "--sim-writer"),
+            (self.sim_access.is_some(), "--sim-access"),
+            (self.sim_removed, "--sim-removed"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SimAccessArg {
+    /// GENERIC_READ only.
+    Read,
+    /// GENERIC_READ | GENERIC_WRITE (an administrator).
+    ReadWrite,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read COUNT dwords from ADDR: one `0xADDR 0xVALUE` line each.
+    Read {
+        /// CR-space byte offset, dword aligned.
+        #[arg(value_parser = crspace::parse_u32)]
+        addr: u32,
+        /// Dwords to read.
+        #[arg(default_value = "1", value_parser = parse_count)]
+        count: u64,
+    },
+    /// Write VALUE to the dword at ADDR, holding the write lease only for this write.
+    Write {
+        /// CR-space byte offset, dword aligned.
+        #[arg(value_parser = crspace::parse_u32)]
+        addr: u32,
+        /// The 32-bit value.
+        #[arg(value_parser = crspace::parse_u32)]
+        value: u32,
+    },
+    /// Dump LEN bytes from START: one `0xADDR 0xVALUE` line per dword.
+    Dump {
+        /// CR-space byte offset, dword aligned.
+        #[arg(value_parser = crspace::parse_u32)]
+        start: u32,
+        /// Bytes, a non-zero multiple of 4.
+        #[arg(value_parser = parse_number)]
+        len: u64,
+        /// Write the dump to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Show the BAR sizes, the write lease's holder and this handle's mappings.
+    Info,
+    /// Print the dword at ADDR every interval (or only when it changes).
+    Watch {
+        /// CR-space byte offset, dword aligned.
+        #[arg(value_parser = crspace::parse_u32)]
+        addr: u32,
+        /// Milliseconds between samples.
+        #[arg(long, value_name = "MS", default_value = "1000", value_parser = parse_number)]
+        interval: u64,
+        /// Stop after N samples (default: run until interrupted).
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        count: Option<u64>,
+        /// Print only the first sample and those that differ from the last printed.
+        #[arg(long)]
+        changes: bool,
+    },
+}
+
+impl Command {
+    /// Whether the command opens the device for write.
+    fn writes(&self) -> bool {
+        matches!(self, Command::Write { .. })
+    }
+}
+
+/// Dumps at least this large show a progress bar (on a terminal).
+const PROGRESS_MIN_BYTES: u64 = 64 << 10;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Device(#[from] Error),
+    #[cfg(not(windows))]
+    #[error("no mlnx_hca device on this OS: use --sim")]
+    NoDevice,
+    #[cfg(not(unix))]
+    #[error("the simulated HCA (--sim) runs on Linux and other Unix systems only")]
+    NoSim,
+    #[error("writing the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(option) = cli.target.sim_option_without_sim() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("{option} configures the simulated HCA: add --sim"),
+            )
+            .exit();
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `crspace dump ... | head`: the reader has what it wanted.
+        Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crspace: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), CliError> {
+    let write = cli.command.writes();
+    if cli.target.sim {
+        return run_sim(cli, write);
+    }
+    run_device(cli, write)
+}
+
+#[cfg(unix)]
+fn run_sim(cli: &Cli, write: bool) -> Result<(), CliError> {
+    use crspace::sim::{SimAccess, SimOptions, SimSession};
+    let target = &cli.target;
+    let options = SimOptions {
+        state: target.sim_state.clone(),
+        writer_pid: target.sim_writer,
+        max_access: match target.sim_access {
+            Some(SimAccessArg::Read) => SimAccess::Read,
+            Some(SimAccessArg::ReadWrite) | None => SimAccess::ReadWrite,
+        },
+        removed: target.sim_removed,
+    };
+    let session = SimSession::start(options)?;
+    let conn = session.connect(write);
+    let result = execute(&cli.command, &conn, "simulated HCA (--sim)");
+    drop(conn);
+    result?;
+    if write {
+        session.save()?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn run_sim(_: &Cli, _: bool) -> Result<(), CliError> {
+    Err(CliError::NoSim)
+}
+
+#[cfg(windows)]
+fn run_device(cli: &Cli, write: bool) -> Result<(), CliError> {
+    let path = cli.target.device.as_deref().unwrap_or(crspace::DEFAULT_DEVICE);
+    let handle = crspace::windows::DeviceHandle::open(path, write)?;
+    execute(&cli.command, &handle, path)
+}
+
+#[cfg(not(windows))]
+fn run_device(_: &Cli, _: bool) -> Result<(), CliError> {
+    Err(CliError::NoDevice)
+}
+
+fn execute(command: &Command, conn: &dyn Connection, device: &str) -> Result<(), CliError> {
+    match *command {
+        Command::Read { addr, count } => read(conn, addr, count),
+        Command::Write { addr, value } => write(conn, addr, value),
+        Command::Dump { start, len, ref output } => dump(conn, start, len, output.as_ref()),
+        Command::Info => info(conn, device),
+        Command::Watch { addr, interval, count, changes } => {
+            let options = WatchOptions { interval: Duration::from_millis(interval), count, changes_only: changes };
+            watch(conn, addr, &options)
+        }
+    }
+}
+
+fn read(conn: &dyn Connection, addr: u32, count: u64) -> Result<(), CliError> {
+    let size = window_size(conn, addr, count.saturating_mul(4))?;
+    let mapping = Mapping::read_only(conn, addr, size)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for offset in dword_offsets(addr, size) {
+        writeln!(out, "{offset:#010x} {:#010x}", mapping.read(offset)?)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write(conn: &dyn Connection, addr: u32, value: u32) -> Result<(), CliError> {
+    let mapping = Mapping::read_write(conn, addr, 4)?;
+    mapping.write(addr, value)?;
+    // Ends the lease now, and says so if the driver disagrees.
+    mapping.unmap()?;
+    Ok(())
+}
+
+fn dump(conn: &dyn Connection, start: u32, len: u64, output: Option<&PathBuf>) -> Result<(), CliError> {
+    let size = window_size(conn, start, len)?;
+    let mapping = Mapping::read_only(conn, start, size)?;
+    let progress = (io::stderr().is_terminal() && u64::from(size) >= PROGRESS_MIN_BYTES).then(|| {
+        let bar = ProgressBar::new(size.into());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut sink: Box<dyn Write> = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|source| Error::File { path: path.clone(), source })?;
+            Box::new(BufWriter::new(file))
+        }
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    };
+    let file_error = |source: io::Error| -> CliError {
+        match output {
+            Some(path) => Error::File { path: path.clone(), source }.into(),
+            None => source.into(),
+        }
+    };
+    for (index, offset) in dword_offsets(start, size).enumerate() {
+        writeln!(sink, "{offset:#010x} {:#010x}", mapping.read(offset)?).map_err(file_error)?;
+        if let Some(bar) = &progress {
+            if index % 1024 == 1023 {
+                bar.inc(4096);
+            }
+        }
+    }
+    sink.flush().map_err(file_error)?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn info(conn: &dyn Connection, device: &str) -> Result<(), CliError> {
+    let info = conn.query()?;
+    let lease = match info.writer_pid {
+        0 => "none".to_string(),
+        pid => format!("held by process {pid}"),
+    };
+    let mut out = io::stdout().lock();
+    writeln!(out, "device            {device}")?;
+    writeln!(out, "BAR 0 (CR space)  {} ({:#010x})", Bytes(info.bar0_size), info.bar0_size)?;
+    writeln!(out, "BAR 1 (UAR)       {} ({:#010x})", Bytes(info.bar1_size), info.bar1_size)?;
+    writeln!(out, "BAR 2 (DDR)       {} ({:#010x})", Bytes(info.bar2_size), info.bar2_size)?;
+    writeln!(out, "write lease       {lease}")?;
+    writeln!(out, "this handle       {} mapping(s)", info.mapping_count)?;
+    Ok(())
+}
+
+fn watch(conn: &dyn Connection, addr: u32, options: &WatchOptions) -> Result<(), CliError> {
+    let mapping = Mapping::read_only(conn, addr, 4)?;
+    let mut out = io::stdout().lock();
+    crspace::watch(&mapping, addr, options, |value| -> Result<(), CliError> {
+        writeln!(out, "{addr:#010x} {value:#010x}")?;
+        out.flush()?;
+        Ok(())
+    })
+}
+
+/// The size in bytes of a window of `len` bytes at `addr`, as the map
+/// request's `u32`: refuses an unaligned start, a length that is not whole
+/// dwords, and (asking the device for its size) a window that cannot fit.
+fn window_size(conn: &dyn Connection, addr: u32, len: u64) -> Result<u32, CliError> {
+    if addr % 4 != 0 {
+        return Err(Error::Unaligned { offset: addr.into() }.into());
+    }
+    if len == 0 || len % 4 != 0 {
+        return Err(Error::BadLength { len }.into());
+    }
+    match u32::try_from(len) {
+        Ok(size) => Ok(size),
+        Err(_) => {
+            let bar0_size = conn.query()?.bar0_size;
+            Err(Error::PastEnd { offset: addr.max(bar0_size).into(), bar0_size }.into())
+        }
+    }
+}
+
+/// The offset of each dword of a mapped window (which lies inside CR space,
+/// so no offset overflows).
+fn dword_offsets(start: u32, size: u32) -> impl Iterator<Item = u32> {
+    (0..size / 4).map(move |index| start + 4 * index)
+}
+
+fn parse_number(text: &str) -> Result<u64, String> {
+    crspace::parse_u64(text)
+}
+
+fn parse_count(text: &str) -> Result<u64, String> {
+    match crspace::parse_u64(text)? {
+        0 => Err("must be at least 1".to_string()),
+        n => Ok(n),
+    }
+}
+
+fn parse_pid(text: &str) -> Result<u32, String> {
+    match crspace::parse_u32(text)? {
+        0 => Err("pid 0 means 'nobody': give the simulated writer a real pid".to_string()),
+        n => Ok(n),
+    }
+}

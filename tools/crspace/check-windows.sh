@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# check-windows.sh -- type-check crspace for x86_64-pc-windows-msvc on Linux, so
+# that its Windows backend (src/windows.rs: CreateFileW, DeviceIoControl) cannot
+# rot unseen.
+#
+# Usage: tools/crspace/check-windows.sh [check|clippy] [extra cargo args...]
+#   check  (default) cargo check of the library and the binary
+#   clippy           the same under clippy, with -D warnings
+#
+# The same toolchain as the driver's cross build (tools/wdk-cross): Debian's
+# rustc/cargo 1.96 (rustc-web, cargo-web) with the standard library's source
+# (rust-web-src), built for the target with -Zbuild-std=std,panic_abort (a
+# user-mode tool needs std; the workspace's dev profile is panic=abort), enabled
+# by RUSTC_BOOTSTRAP=1. rustup's toolchain has no Windows target.
+#
+# Nothing outside target/ is written in the repository:
+#   * a private CARGO_HOME ($CRSPACE_WINDOWS_HOME, default
+#     ~/.cache/crspace-windows/cargo-home): rustup's ~/.cargo is not touched;
+#   * a private lockfile (cargo's resolver.lockfile-path, also unstable),
+#     seeded from the repository's Cargo.lock so both builds resolve the same
+#     versions; the repository's Cargo.lock is only read (checked below);
+#   * cargo's output in target/crspace-windows (off the host build's lock).
+#
+# Environment: CRSPACE_WINDOWS_HOME (state directory), CRSPACE_WINDOWS_OFFLINE
+# (1/0: force cargo offline/online; default: offline once a run succeeded with
+# the same manifests and lockfile).
+set -euo pipefail
+trap 'echo "check-windows.sh: failed (line $LINENO: $BASH_COMMAND)" >&2' ERR
+
+ACTION=${1:-check}
+[ $# -gt 0 ] && shift
+case $ACTION in
+    check|clippy) ;;
+    -h|--help|help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "check-windows.sh: unknown action '$ACTION' (check|clippy)" >&2; exit 2 ;;
+esac
+
+HERE=$(dirname "$(realpath "$0")")
+ROOT=$(realpath "$HERE/../..")
+STATE=${CRSPACE_WINDOWS_HOME:-$HOME/.cache/crspace-windows}
+TRIPLE=x86_64-pc-windows-msvc
+log() { echo "check-windows: $*" >&2; }
+
+# ------------------------------------------------------------- 1. packages
+# Debian's toolchain; installed only when missing (no apt-get update otherwise).
+PKGS="rustc-web cargo-web rust-web-src"
+[ "$ACTION" = clippy ] && PKGS="$PKGS rust-web-clippy"
+missing=""
+for p in $PKGS; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = installed ] || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    log "installing Debian packages:$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086  # the package list is split on purpose
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# ------------------------------------------------------------- 2. toolchain
+# Nothing from a surrounding cargo/rustup invocation may leak in.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER \
+      RUSTUP_TOOLCHAIN CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_BUILD_TARGET_DIR \
+      CARGO_MANIFEST_DIR CARGO_RESOLVER_LOCKFILE_PATH
+# /usr/bin first: rustup's cargo-clippy proxy would pick the wrong compiler.
+export PATH=/usr/bin:$PATH
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+export RUSTC_BOOTSTRAP=1
+export CARGO_HOME=$STATE/cargo-home
+mkdir -p "$CARGO_HOME"
+
+# ------------------------------------------------------------- 3. lockfile
+LOCKDIR=$STATE/locks/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)
+mkdir -p "$LOCKDIR"
+[ -f "$ROOT/Cargo.lock" ] || { echo "check-windows.sh: no Cargo.lock in $ROOT (run a host build first)" >&2; exit 1; }
+if ! cmp -s "$ROOT/Cargo.lock" "$LOCKDIR/seed.lock"; then
+    cp "$ROOT/Cargo.lock" "$LOCKDIR/seed.lock"
+    cp "$ROOT/Cargo.lock" "$LOCKDIR/Cargo.lock"
+fi
+export CARGO_UNSTABLE_LOCKFILE_PATH=true
+export CARGO_RESOLVER_LOCKFILE_PATH=$LOCKDIR/Cargo.lock
+lock_before=$(sha256sum < "$ROOT/Cargo.lock")
+
+# ------------------------------------------------------------- 4. offline when possible
+key() {
+    { find "$ROOT" -name Cargo.toml -not -path "$ROOT/target/*" -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+      sha256sum "$LOCKDIR/Cargo.lock"; } | sha256sum | cut -c1-32
+}
+case ${CRSPACE_WINDOWS_OFFLINE:-auto} in
+    1) export CARGO_NET_OFFLINE=true ;;
+    0) unset CARGO_NET_OFFLINE ;;
+    *) if [ "$(cat "$LOCKDIR/fetched" 2>/dev/null)" = "$(key)" ]; then
+           export CARGO_NET_OFFLINE=true
+       else
+           unset CARGO_NET_OFFLINE
+       fi ;;
+esac
+
+# ------------------------------------------------------------- 5. check
+export CARGO_TARGET_DIR=$ROOT/target/crspace-windows
+ARGS=(--manifest-path "$ROOT/Cargo.toml" -p crspace --lib --bins --target "$TRIPLE"
+      "-Zbuild-std=std,panic_abort" "$@")
+start=$SECONDS
+log "cargo $ACTION -p crspace --target $TRIPLE${CARGO_NET_OFFLINE:+ (offline)}"
+if [ "$ACTION" = clippy ]; then
+    (cd "$ROOT" && /usr/bin/cargo clippy "${ARGS[@]}" -- -D warnings)
+else
+    (cd "$ROOT" && /usr/bin/cargo check "${ARGS[@]}")
+fi
+key > "$LOCKDIR/fetched"
+
+if [ "$(sha256sum < "$ROOT/Cargo.lock")" != "$lock_before" ]; then
+    echo "check-windows.sh: $ROOT/Cargo.lock changed during the check" >&2
+    exit 1
+fi
+log "ok in $((SECONDS - start)) s"
