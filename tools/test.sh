@@ -34,8 +34,20 @@ need_debs gcc gcc-multilib
 command -v cargo >/dev/null || { echo "cargo (rustup stable) is required" >&2; exit 1; }
 done_stage
 
+# Cargo.toml sets panic = "abort" for the driver in both profiles; the host
+# tests and the tools' binaries build in one invocation, and mlnx_hca is also
+# a cdylib (unhashed file names), so its abort and unwind builds would
+# overwrite each other. Host builds here use unwind throughout.
+HOST=(--locked --config 'profile.dev.panic="unwind"' --config 'profile.release.panic="unwind"')
+
 stage "host tests: core, simulated HCA, contract, C header, INF, tools"
-cargo test --workspace --locked
+cargo test --workspace "${HOST[@]}"
+done_stage
+
+stage "crspace: fmt, clippy, Windows type-check"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets "${HOST[@]}" -- -D warnings
+tools/crspace/check-windows.sh clippy
 done_stage
 
 [ "$ONLY" = host ] && exit 0
@@ -51,11 +63,11 @@ done_stage
 
 stage "Windows image checks: PE as a loader sees it"
 MLNX_HCA_SYS=$ROOT/target/x86_64-pc-windows-msvc/release/mlnx_hca.sys \
-  cargo test --locked --features image-tests --test pe_image
+  cargo test "${HOST[@]}" --features image-tests --test pe_image
 done_stage
 
 stage "benches compile"
-cargo bench --workspace --locked --no-run
+cargo bench --workspace "${HOST[@]}" --no-run
 done_stage
 
 echo
