@@ -67,6 +67,27 @@ typedef struct FW_QUERY_CRSPACE_OUT {
     uint32_t reserved;      /* 0 */
 } FW_QUERY_CRSPACE_OUT;
 
+/*
+ * Opening a device. Every HCA the driver serves (and the root-enumerated
+ * simulated HCA, hardware id root\mlnx_hca_sim) is reachable two ways:
+ *   - its device interface, class MLNX_HCA_INTERFACE_GUID
+ *     {e53efdaf-9526-4702-9128-dc0e4be17d30}: enumerate it with
+ *     SetupDiGetClassDevs(&guid, NULL, NULL, DIGCF_PRESENT | DIGCF_DEVICEINTERFACE)
+ *     and open the DevicePath SetupDiGetDeviceInterfaceDetail returns;
+ *   - the name \\.\mlnx_hca<N> (MLNX_HCA_DOS_NAME_PREFIX followed by a decimal
+ *     N), N = 0, 1, ...: the lowest number free when the device was added.
+ * Open with GENERIC_READ for FW_MAP_CRSPACE_RO/UNMAP/QUERY; add GENERIC_WRITE
+ * (granted to SYSTEM and Administrators only) for FW_MAP_CRSPACE_RW.
+ */
+#define MLNX_HCA_INTERFACE_GUID_INIT \
+    { 0xe53efdaf, 0x9526, 0x4702, { 0x91, 0x28, 0xdc, 0x0e, 0x4b, 0xe1, 0x7d, 0x30 } }
+#ifdef DEFINE_GUID
+DEFINE_GUID(MLNX_HCA_INTERFACE_GUID,
+            0xe53efdaf, 0x9526, 0x4702, 0x91, 0x28, 0xdc, 0x0e, 0x4b, 0xe1, 0x7d, 0x30);
+#endif
+#define MLNX_HCA_DOS_NAME_PREFIX   "\\\\.\\mlnx_hca"
+#define MLNX_HCA_DOS_NAME_PREFIX_W L"\\\\.\\mlnx_hca"
+
 /* Compile-time checks of the wire sizes (C11 and C++11). */
 #if defined(__cplusplus)
 static_assert(sizeof(FW_MAP_CRSPACE_IN) == 12, "FW_MAP_CRSPACE_IN is 12 bytes");

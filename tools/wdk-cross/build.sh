@@ -12,11 +12,16 @@
 #   WDK_CROSS_HOME     state directory (default ~/.cache/wdk-cross): private
 #                      CARGO_HOME, synthetic WDK, patched wdk-build, lockfile
 #   WDK_CROSS_PACKAGE  package to build (default mlnx_hca)
-#   WDK_CROSS_FEATURES cargo features (default "driver")
+#   WDK_CROSS_FEATURES cargo features (default "driver"; "driver legacy-pool"
+#                      for the image without Windows 10 2004+ imports)
+#   WDK_CROSS_TARGET_SUBDIR  publish under target/<triple>/<subdir>/<profile>/
+#                      instead of target/<triple>/<profile>/ (e.g. "legacy",
+#                      so a second feature set does not overwrite the first)
 #   RUSTFLAGS          appended to the target's rustflags (see below)
 #
 # Output: target/x86_64-pc-windows-msvc/<debug|release>/mlnx_hca.sys under the
-# repository root (cargo's own output is in target/wdk-cross/).
+# repository root (cargo's own output is in target/wdk-cross/), and next to it
+# mlnx_hca.inf, stamped from <root>/mlnx_hca.inx by stamp-inf.py.
 #
 # How it works (details in README.md):
 #   * Debian's rustc/cargo 1.96 (rustc-web, cargo-web) with rust-web-src and
@@ -48,6 +53,8 @@ ROOT=$(realpath "${MLNX_HCA_ROOT:-$SCRIPTS/../..}")
 STATE=${WDK_CROSS_HOME:-$HOME/.cache/wdk-cross}
 PACKAGE=${WDK_CROSS_PACKAGE:-mlnx_hca}
 FEATURES=${WDK_CROSS_FEATURES:-driver}
+SUBDIR=${WDK_CROSS_TARGET_SUBDIR:-}
+case $SUBDIR in */*|.|..) echo "build.sh: WDK_CROSS_TARGET_SUBDIR must be one plain name" >&2; exit 2 ;; esac
 TRIPLE=x86_64-pc-windows-msvc
 TRIPLE_ENV=X86_64_PC_WINDOWS_MSVC   # for CARGO_TARGET_<triple>_*
 WDK_VERSION=10.0.26100.0
@@ -248,17 +255,21 @@ cargo_cmd() { # SUBCOMMAND [cargo args]
     fi
 }
 
-# Copy <target>/<profile>/<crate>.dll to the stable .sys location and check it.
+# Copy <target>/<profile>/<crate>.dll to the stable .sys location and check it;
+# stamp <crate>.inx (if the crate has one) into <crate>.inf beside it.
 publish() { # PROFILE
     local name=${PACKAGE//-/_}
     local src=$CARGO_TARGET_DIR/$TRIPLE/$1/$name.dll
-    local dst_dir=$ROOT/target/$TRIPLE/$1
+    local dst_dir=$ROOT/target/$TRIPLE/${SUBDIR:+$SUBDIR/}$1
     [ -f "$src" ] || { echo "build.sh: $src was not produced" >&2; exit 1; }
     mkdir -p "$dst_dir"
     cmp -s "$src" "$dst_dir/$name.sys" || cp "$src" "$dst_dir/$name.sys"
     [ ! -f "${src%.dll}.pdb" ] || cmp -s "${src%.dll}.pdb" "$dst_dir/$name.pdb" \
         || cp "${src%.dll}.pdb" "$dst_dir/$name.pdb"
     /usr/bin/python3 "$SCRIPTS/inspect-pe.py" --check "$dst_dir/$name.sys" >/dev/null
+    if [ -f "$ROOT/$name.inx" ]; then
+        /usr/bin/python3 "$SCRIPTS/stamp-inf.py" --arch amd64 "$ROOT/$name.inx" "$dst_dir/$name.inf"
+    fi
     echo "$dst_dir/$name.sys"
 }
 

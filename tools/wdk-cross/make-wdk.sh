@@ -175,6 +175,21 @@ MmMapIoSpaceEx (
     ULONG Protect
     );
 
+/* wdm.h (NTDDI_VERSION >= NTDDI_WIN8): an MDL that describes device memory
+ * (I/O space) by physical address, without touching it. */
+typedef struct _MM_PHYSICAL_ADDRESS_LIST {
+    PHYSICAL_ADDRESS PhysicalAddress;
+    SIZE_T NumberOfBytes;
+} MM_PHYSICAL_ADDRESS_LIST, *PMM_PHYSICAL_ADDRESS_LIST;
+
+NTKERNELAPI
+NTSTATUS
+MmAllocateMdlForIoSpace (
+    PMM_PHYSICAL_ADDRESS_LIST PhysicalAddressList,
+    SIZE_T NumberOfEntries,
+    PMDL *NewMdl
+    );
+
 /* wdm.h: flags OR'd into MmMapLockedPagesSpecifyCache's Priority (Windows 8+) */
 #define MdlMappingNoWrite       0x80000000  // Create the mapping as nowrite
 #define MdlMappingNoExecute     0x40000000  // Create the mapping as noexecute
@@ -194,7 +209,7 @@ HDR
 # ---------------------------------------------------------------- import libraries
 # Exports of ntoskrnl.exe (Windows 10+) that mingw-w64 10's libntoskrnl.a lacks.
 # Keep in step with the declarations in wdk_compat.h.
-NTOSKRNL_EXTRA="ExAllocatePool2 MmMapIoSpaceEx"
+NTOSKRNL_EXTRA="ExAllocatePool2 MmMapIoSpaceEx MmAllocateMdlForIoSpace"
 
 # mkimplib MINGW-LIB DLL OUT-LIB [EXTRA-EXPORTS...]
 mkimplib() {
@@ -240,7 +255,8 @@ IoReleaseRemoveLockAndWaitEx IoInitializeRemoveLockEx KeInitializeEvent
 KeWaitForSingleObject KeSetEvent IoSetCompletionRoutineEx IoSetCompletionRoutine
 IoGetCurrentIrpStackLocation IoGetNextIrpStackLocation IoCopyCurrentIrpStackLocationToNext
 IoSkipCurrentIrpStackLocation DbgPrint DbgPrintEx PoStartNextPowerIrp PoCallDriver
-RtlInitUnicodeString KeBugCheckEx __C_specific_handler"
+RtlInitUnicodeString KeBugCheckEx __C_specific_handler MmAllocateMdlForIoSpace
+MmProbeAndLockPages MmUnlockPages IoGetDeviceProperty RtlFreeUnicodeString"
 # Inline in the WDK (FORCEINLINE / macros): never imported.
 INLINE="PsGetCurrentProcess ExInitializeFastMutex IoSetCompletionRoutine
 IoGetCurrentIrpStackLocation IoGetNextIrpStackLocation IoCopyCurrentIrpStackLocationToNext

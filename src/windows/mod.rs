@@ -1,0 +1,161 @@
+//! The WDM driver (Windows targets only): turns IRPs into calls on the
+//! portable [`core`](crate::core) and carries out its decisions with kernel
+//! calls. Nothing here decides what the contract allows; it all lives in the
+//! core.
+//!
+//! | file | what it owns |
+//! |---|---|
+//! | `mod.rs` | `DriverEntry`, unload, the dispatch table, the process-exit notification, the device list |
+//! | `device.rs` | the device extension, `AddDevice`, the device interface and `\DosDevices\mlnx_hca<N>` |
+//! | `pnp.rs` | PnP (start, query/cancel, stop, surprise removal, removal), power, WMI |
+//! | `dispatch.rs` | CREATE, CLEANUP, CLOSE, DEVICE_CONTROL |
+//! | `platform.rs` | [`Platform`](crate::core::Platform) for Windows: BAR 0, MDLs, user views, the read-only alias |
+//! | `kernel.rs` | small owning wrappers: fast mutex, remove lock, IRP, process reference, attach |
+//! | `alloc.rs`, `log.rs` | pool allocator with a live count; `DbgPrint` tracing |
+//! | `shim.c` | `__try/__except` around the two calls that raise on failure |
+//!
+//! # Locking
+//!
+//! Two kinds of fast mutex (`FAST_MUTEX`: acquired at <= APC_LEVEL, held at
+//! APC_LEVEL) and one remove lock per device:
+//!
+//! - `DEVICES` (global): the list of device extensions and the instance
+//!   numbers. Taken by `AddDevice` (pick N, link), REMOVE_DEVICE's teardown
+//!   (unlink) and the process-exit notification (walk).
+//! - `DeviceExtension::core` (per device, "the device lock"): the core's
+//!   `Device<WinPlatform>`, i.e. the contexts, tables, lease, PnP state, BAR 0
+//!   and every view. Taken for exactly one core call (plus, at start/stop/
+//!   removal, handing BAR 0 in or out) by CREATE, CLEANUP, CLOSE,
+//!   DEVICE_CONTROL, the PnP minor functions and the process-exit
+//!   notification. Under it run the platform's kernel calls: IoAllocateMdl,
+//!   MmBuildMdlForNonPagedPool, MmAllocateMdlForIoSpace, MmProbeAndLockPages
+//!   (nonpaged RAM), MmMapLockedPagesSpecifyCache (UserMode via the shim:
+//!   needs <= APC_LEVEL; KernelMode), MmProtectMdlSystemAddress,
+//!   MmUnmapLockedPages (user mappings need <= APC_LEVEL), MmUnlockPages,
+//!   IoFreeMdl, KeStackAttachProcess/KeUnstackDetachProcess (< DISPATCH_LEVEL),
+//!   ObfReferenceObject/ObfDereferenceObject, pool allocation and free: all
+//!   legal at APC_LEVEL. A fast mutex rather than an ERESOURCE because user
+//!   mappings need <= APC_LEVEL anyway and Wine 8 exports ExAcquireFastMutex
+//!   (not KeAcquireGuardedMutex).
+//! - `DeviceExtension::remove_lock` (per device, `IO_REMOVE_LOCK`): every
+//!   dispatch routine holds it from entry until after it completed or passed
+//!   down its IRP (acquire failure: STATUS_DELETE_PENDING). REMOVE_DEVICE
+//!   releases its own hold and waits (`IoReleaseRemoveLockAndWait`) for all
+//!   others before releasing BAR 0 and deleting the device.
+//!
+//! Order: `DEVICES` before a device lock, never the reverse (only the
+//! process-exit notification holds both). Neither is ever held across
+//! IoCallDriver/PoCallDriver, a wait for a lower driver, the remove lock
+//! wait, or the PASSIVE_LEVEL-only calls (IoGetDeviceProperty,
+//! IoRegisterDeviceInterface, IoSetDeviceInterfaceState,
+//! IoCreate/DeleteSymbolicLink, IoInitializeRemoveLock): those run with no
+//! lock held. No device lock is held while taking another device's.
+
+mod alloc;
+mod device;
+mod dispatch;
+mod kernel;
+mod log;
+mod platform;
+mod pnp;
+
+use device::DeviceList;
+use kernel::{nt_success, FastMutex, FALSE, TRUE};
+use log::trace;
+use wdk_sys::ntddk::PsSetCreateProcessNotifyRoutineEx;
+use wdk_sys::{
+    DRIVER_OBJECT, GUID, HANDLE, NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, PEPROCESS, PPS_CREATE_NOTIFY_INFO,
+};
+
+#[cfg(not(test))]
+extern crate wdk_panic;
+
+/// Pool allocations go through [`alloc::PoolAllocator`], which counts them.
+#[cfg(not(test))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: alloc::PoolAllocator = alloc::PoolAllocator;
+
+/// The device interface class of mlnx_hca devices; the same GUID is
+/// `MLNX_HCA_INTERFACE_GUID` in `include/mlnx_hca_ioctl.h` (a test compares
+/// the two texts). {e53efdaf-9526-4702-9128-dc0e4be17d30}
+pub(crate) static INTERFACE_GUID: GUID =
+    GUID { Data1: 0xe53efdaf, Data2: 0x9526, Data3: 0x4702, Data4: [0x91, 0x28, 0xdc, 0x0e, 0x4b, 0xe1, 0x7d, 0x30] };
+
+/// The driver's devices (see "Locking" above). Initialised by DriverEntry.
+pub(crate) static DEVICES: FastMutex<DeviceList> = FastMutex::new(DeviceList::new());
+
+/// `DriverEntry`: the dispatch table, `AddDevice`, unload and the
+/// process-exit notification. IRQL: PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called once by the I/O manager with our driver object.
+#[unsafe(export_name = "DriverEntry")]
+pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, _registry_path: PCUNICODE_STRING) -> NTSTATUS {
+    trace!("DriverEntry (legacy-pool %u)", u32::from(cfg!(feature = "legacy-pool")));
+    // SAFETY: DriverEntry runs before any other entry point of the driver, so
+    // nothing uses the device list yet; a static does not move.
+    unsafe { DEVICES.init() };
+    // SAFETY: the I/O manager's driver object, ours to fill in during DriverEntry.
+    let driver = unsafe { &mut *driver };
+    driver.DriverUnload = Some(driver_unload);
+    let major = &mut driver.MajorFunction;
+    major[wdk_sys::IRP_MJ_CREATE as usize] = Some(dispatch::dispatch_create);
+    major[wdk_sys::IRP_MJ_CLEANUP as usize] = Some(dispatch::dispatch_cleanup);
+    major[wdk_sys::IRP_MJ_CLOSE as usize] = Some(dispatch::dispatch_close);
+    major[wdk_sys::IRP_MJ_DEVICE_CONTROL as usize] = Some(dispatch::dispatch_device_control);
+    major[wdk_sys::IRP_MJ_PNP as usize] = Some(pnp::dispatch_pnp);
+    major[wdk_sys::IRP_MJ_POWER as usize] = Some(pnp::dispatch_power);
+    major[wdk_sys::IRP_MJ_SYSTEM_CONTROL as usize] = Some(pnp::dispatch_system_control);
+    // SAFETY: the driver extension of a driver object is always present.
+    let extension = unsafe { &mut *driver.DriverExtension };
+    extension.AddDevice = Some(device::add_device);
+    // The image is linked with /INTEGRITYCHECK, which this routine requires
+    // (else STATUS_ACCESS_DENIED).
+    // SAFETY: registers a routine of this image; removed in unload.
+    let status = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), FALSE) };
+    if !nt_success(status) {
+        trace!("PsSetCreateProcessNotifyRoutineEx failed: %x", status);
+        return status;
+    }
+    wdk_sys::STATUS_SUCCESS
+}
+
+/// Unload: every device was removed before (PnP); the notification goes,
+/// and the pool count is reported (a leak shows as a non-zero count).
+/// IRQL: PASSIVE_LEVEL.
+unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
+    // SAFETY: removes the routine DriverEntry registered; waits for running
+    // calls of it to finish.
+    let status = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), TRUE) };
+    if !nt_success(status) {
+        trace!("unload: removing the process notification failed: %x", status);
+    }
+    if !DEVICES.lock().is_empty() {
+        trace!("unload: BUG: devices still linked");
+    }
+    // CAST: a count of allocations.
+    trace!("unload: outstanding allocations: %I64d", alloc::outstanding() as i64);
+}
+
+/// The process-exit notification: a process ended; every view it owns, in
+/// any handle of any device, is unmapped now (in its own context: this runs
+/// in the exiting process's last thread, before its address space is torn
+/// down), and its write lease ends. This covers a view whose handle lives on
+/// in another process through `DuplicateHandle`.
+///
+/// IRQL: PASSIVE_LEVEL. Takes `DEVICES`, then each device lock in turn.
+unsafe extern "C" fn process_notify(_process: PEPROCESS, process_id: HANDLE, create_info: PPS_CREATE_NOTIFY_INFO) {
+    if !create_info.is_null() {
+        return; // a process is being created
+    }
+    // CAST: process ids are multiples of 4 below 2^32, carried in a HANDLE.
+    let pid = process_id.addr() as u32;
+    let devices = DEVICES.lock();
+    devices.for_each(|ext| {
+        let unmapped = ext.core.lock().process_exited(pid);
+        if unmapped > 0 {
+            // CAST: bounded by the per-device quota.
+            trace!("process %u exited: %u view(s) unmapped", pid, unmapped as u32);
+        }
+    });
+}

@@ -1,0 +1,400 @@
+//! `mlnx_hca.inx`, the INF source, read as Windows setup reads it: UTF-16 LE
+//! with a BOM, sections and `key = value, value` lines, `;` comments,
+//! `%string%` substitution. Checks what installing the driver depends on:
+//! the version stamp fields, the models (the root test device and Mellanox
+//! HCA ids), the service, the files, and the device's security: an SDDL that
+//! lets only SYSTEM and Administrators write, and FILE_DEVICE_SECURE_OPEN.
+//! Also: the device-interface GUID is the same in the C header and the driver.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One line of a section: an optional key and its comma-separated values
+/// (quotes removed, `%strings%` substituted).
+#[derive(Debug, Clone)]
+struct Line {
+    key: Option<String>,
+    values: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Inf {
+    /// Section name (lowercase) -> lines.
+    sections: BTreeMap<String, Vec<Line>>,
+}
+
+/// Splits at `sep` outside double quotes.
+fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, c) in s.char_indices() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if c == sep && !quoted {
+            parts.push(&s[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// Drops a `;` comment (outside quotes).
+fn strip_comment(line: &str) -> &str {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ';' if !quoted => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s).to_string()
+}
+
+fn decode_utf16_le_bom(bytes: &[u8]) -> String {
+    assert!(bytes.starts_with(&[0xFF, 0xFE]), "mlnx_hca.inx must start with the UTF-16 LE BOM (FF FE)");
+    assert_eq!(bytes.len() % 2, 0, "odd length for UTF-16");
+    let units: Vec<u16> = bytes[2..].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    String::from_utf16(&units).expect("valid UTF-16")
+}
+
+fn parse(text: &str) -> Inf {
+    let mut inf = Inf::default();
+    let mut current: Option<String> = None;
+    for raw in text.lines() {
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[') {
+            let name = name.strip_suffix(']').unwrap_or_else(|| panic!("bad section header {raw:?}"));
+            let name = name.trim().to_ascii_lowercase();
+            assert!(!inf.sections.contains_key(&name), "section [{name}] appears twice");
+            inf.sections.insert(name.clone(), Vec::new());
+            current = Some(name);
+            continue;
+        }
+        let section = current.as_ref().unwrap_or_else(|| panic!("line outside any section: {raw:?}"));
+        let eq = split_unquoted(line, '=');
+        let (key, rest) = if eq.len() > 1 {
+            (Some(eq[0].trim().to_string()), line[eq[0].len() + 1..].to_string())
+        } else {
+            (None, line.to_string())
+        };
+        let values = split_unquoted(&rest, ',').into_iter().map(unquote).collect();
+        inf.sections.get_mut(section).expect("current section").push(Line { key, values });
+    }
+    // %strings% substitution, as setup does (DIRIDs such as %12% stay).
+    let strings: BTreeMap<String, String> = inf
+        .sections
+        .get("strings")
+        .map(|lines| {
+            lines.iter().filter_map(|l| Some((l.key.clone()?.to_ascii_lowercase(), l.values.join(",")))).collect()
+        })
+        .unwrap_or_default();
+    let substitute = |s: &str| -> String {
+        let mut out = String::new();
+        let mut parts = s.split('%');
+        out.push_str(parts.next().unwrap_or(""));
+        let rest: Vec<&str> = parts.collect();
+        let mut i = 0;
+        while i < rest.len() {
+            if i + 1 < rest.len() || rest.len() % 2 == 0 {
+                match strings.get(&rest[i].to_ascii_lowercase()) {
+                    Some(v) => out.push_str(v),
+                    None => {
+                        out.push('%');
+                        out.push_str(rest[i]);
+                        out.push('%');
+                    }
+                }
+                if i + 1 < rest.len() {
+                    out.push_str(rest[i + 1]);
+                }
+                i += 2;
+            } else {
+                out.push('%');
+                out.push_str(rest[i]);
+                i += 1;
+            }
+        }
+        out
+    };
+    for (name, lines) in inf.sections.iter_mut() {
+        if name == "strings" {
+            continue;
+        }
+        for line in lines.iter_mut() {
+            for v in line.values.iter_mut() {
+                *v = substitute(v);
+            }
+            if let Some(k) = line.key.as_mut() {
+                *k = substitute(k);
+            }
+        }
+    }
+    inf
+}
+
+impl Inf {
+    fn section(&self, name: &str) -> &[Line] {
+        self.sections.get(&name.to_ascii_lowercase()).unwrap_or_else(|| panic!("no [{name}] section"))
+    }
+
+    /// The values of `key` in `section` (keys are case-insensitive).
+    fn values(&self, section: &str, key: &str) -> Vec<&[String]> {
+        self.section(section)
+            .iter()
+            .filter(|l| l.key.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(key)))
+            .map(|l| l.values.as_slice())
+            .collect()
+    }
+
+    fn value(&self, section: &str, key: &str) -> String {
+        let all = self.values(section, key);
+        assert_eq!(all.len(), 1, "[{section}] {key} must appear once");
+        all[0].join(",")
+    }
+}
+
+fn inx() -> Inf {
+    let bytes = std::fs::read(root().join("mlnx_hca.inx")).expect("mlnx_hca.inx in the repository root");
+    parse(&decode_utf16_le_bom(&bytes))
+}
+
+fn is_guid(s: &str) -> bool {
+    let s = s.trim();
+    let Some(inner) = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else { return false };
+    let groups: Vec<&str> = inner.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[test]
+fn version_section_carries_class_provider_and_stamp_fields() {
+    let inf = inx();
+    assert_eq!(inf.value("Version", "Signature").to_ascii_uppercase(), "$WINDOWS NT$");
+    assert!(!inf.value("Version", "Class").is_empty(), "Class");
+    assert!(is_guid(&inf.value("Version", "ClassGuid")), "ClassGuid {:?}", inf.value("Version", "ClassGuid"));
+    let provider = inf.value("Version", "Provider");
+    assert!(!provider.is_empty() && !provider.contains('%'), "Provider resolves to a string: {provider:?}");
+    let driver_ver = inf.values("Version", "DriverVer");
+    assert_eq!(driver_ver.len(), 1, "one DriverVer (stampinf replaces it)");
+    assert_eq!(driver_ver[0].len(), 2, "DriverVer = date,version");
+    assert_eq!(inf.value("Version", "CatalogFile"), "mlnx_hca.cat");
+    assert_eq!(inf.value("Version", "PnpLockdown"), "1");
+    // The class is installed by the INF if the machine lacks it.
+    assert!(!inf.values("ClassInstall32", "AddReg").is_empty(), "[ClassInstall32] AddReg");
+}
+
+/// Every (install section, hardware id) of the models sections the
+/// [Manufacturer] section names, for the $ARCH$ decoration stampinf fills in.
+fn models(inf: &Inf) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in inf.section("Manufacturer") {
+        let (base, decorations) = (&line.values[0], &line.values[1..]);
+        assert!(decorations.iter().any(|d| d.eq_ignore_ascii_case("NT$ARCH$")), "models decorated NT$ARCH$: {line:?}");
+        for decoration in decorations {
+            for model in inf.section(&format!("{base}.{decoration}")) {
+                let install = model.values[0].clone();
+                for id in &model.values[1..] {
+                    out.push((install.clone(), id.to_ascii_uppercase()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn models_list_the_root_test_device_and_mellanox_hcas() {
+    let inf = inx();
+    let models = models(&inf);
+    assert!(models.iter().any(|(_, id)| id == r"ROOT\MLNX_HCA_SIM"), "root\\mlnx_hca_sim is listed");
+    let pci: Vec<&str> = models.iter().map(|(_, id)| id.as_str()).filter(|id| id.starts_with(r"PCI\")).collect();
+    assert!(!pci.is_empty(), "PCI ids are listed");
+    // InfiniBand-capable HCAs (pci.ids; Linux mthca/mlx4/mlx5 tables).
+    let known: &[&str] = &[
+        "5A44", "6278", "6282", "6274", "6340", "634A", "6354", "6732", "673C", "6746", "1003", "1007", "1011", "1013",
+        "1017", "1019", "101B", "1021",
+    ];
+    // Ethernet-only ConnectX parts: binding them would take a NIC from its driver.
+    let ethernet_only: &[&str] = &["6368", "6372", "6750", "675A", "6764", "676E", "1015", "101D", "101F"];
+    for id in &pci {
+        let dev = id.strip_prefix(r"PCI\VEN_15B3&DEV_").unwrap_or_else(|| panic!("{id}: not a Mellanox (VEN_15B3) id"));
+        assert!(known.contains(&dev), "{id}: not a known Mellanox InfiniBand HCA");
+        assert!(!ethernet_only.contains(&dev), "{id}: an Ethernet-only device");
+    }
+    for dev in ["5A44", "6278", "6282", "6274", "6340", "1003"] {
+        assert!(pci.contains(&format!(r"PCI\VEN_15B3&DEV_{dev}").as_str()), "DEV_{dev} (InfiniHost/ConnectX) listed");
+    }
+    // Every model's install section exists (setup picks the .NT decoration).
+    for (install, id) in &models {
+        assert!(inf.sections.contains_key(&format!("{install}.nt").to_ascii_lowercase()), "{id}: no [{install}.NT]");
+    }
+}
+
+#[test]
+fn service_is_a_demand_start_kernel_driver_from_mlnx_hca_sys() {
+    let inf = inx();
+    for (install, _) in models(&inf) {
+        let add_service = inf.values(&format!("{install}.NT.Services"), "AddService");
+        assert_eq!(add_service.len(), 1, "one AddService in [{install}.NT.Services]");
+        let v = add_service[0];
+        assert_eq!(v[0], "mlnx_hca", "service name");
+        let flags = u32::from_str_radix(v[1].trim_start_matches("0x").trim_start_matches("0X"), 16).expect("flags");
+        assert_ne!(flags & 0x2, 0, "SPSVCINST_ASSOCSERVICE: the function driver of the device");
+        let service = &v[2];
+        assert_eq!(inf.value(service, "ServiceType"), "1", "SERVICE_KERNEL_DRIVER");
+        assert_eq!(inf.value(service, "StartType"), "3", "SERVICE_DEMAND_START");
+        assert_eq!(inf.value(service, "ErrorControl"), "1", "SERVICE_ERROR_NORMAL");
+        let binary = inf.value(service, "ServiceBinary");
+        assert!(
+            binary.eq_ignore_ascii_case(r"%12%\mlnx_hca.sys") || binary.eq_ignore_ascii_case(r"%13%\mlnx_hca.sys"),
+            "ServiceBinary {binary:?}"
+        );
+    }
+}
+
+#[test]
+fn files_are_listed_and_copied() {
+    let inf = inx();
+    let source = inf.section("SourceDisksFiles");
+    assert!(source.iter().any(|l| l.key.as_deref() == Some("mlnx_hca.sys")), "SourceDisksFiles lists mlnx_hca.sys");
+    let dest = inf.value("DestinationDirs", "DefaultDestDir");
+    assert!(dest == "12" || dest == "13", "DefaultDestDir {dest}");
+    for (install, _) in models(&inf) {
+        for copy in inf.values(&format!("{install}.NT"), "CopyFiles") {
+            let files = inf.section(&copy[0]);
+            assert!(files.iter().any(|l| l.values[0] == "mlnx_hca.sys"), "[{}] copies mlnx_hca.sys", copy[0]);
+        }
+    }
+}
+
+/// The HKR lines of every AddReg section the install's `.NT.HW` section names.
+fn hw_registry(inf: &Inf, install: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for add_reg in inf.values(&format!("{install}.NT.HW"), "AddReg") {
+        for section in add_reg {
+            out.extend(inf.section(section).iter().map(|l| l.values.clone()));
+        }
+    }
+    out
+}
+
+/// One allow ACE of an SDDL DACL: rights string and trustee SID string.
+fn sddl_aces(sddl: &str) -> (bool, Vec<(String, String, String)>) {
+    let dacl = sddl.strip_prefix("D:").unwrap_or_else(|| panic!("SDDL {sddl:?} must be a DACL (D:...)"));
+    let flags_end = dacl.find('(').unwrap_or(dacl.len());
+    let protected = dacl[..flags_end].contains('P');
+    let mut aces = Vec::new();
+    for ace in dacl[flags_end..].split(')').filter(|s| !s.is_empty()) {
+        let fields: Vec<&str> = ace.trim_start_matches('(').split(';').collect();
+        assert_eq!(fields.len(), 6, "ACE {ace:?}: type;flags;rights;object;inherit;sid");
+        aces.push((fields[0].to_string(), fields[2].to_string(), fields[5].to_string()));
+    }
+    (protected, aces)
+}
+
+/// Whether SDDL rights let the holder write: generic write/all, file
+/// all/write, write-data, or a hex mask with FILE_WRITE_DATA, generic write or
+/// generic all, or WRITE_DAC/WRITE_OWNER.
+fn grants_write(rights: &str) -> bool {
+    if let Some(hex) = rights.strip_prefix("0x").or_else(|| rights.strip_prefix("0X")) {
+        let mask = u32::from_str_radix(hex, 16).expect("hex rights");
+        return mask & (0x2 | 0x4000_0000 | 0x1000_0000 | 0x0004_0000 | 0x0008_0000) != 0;
+    }
+    rights
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .any(|r| matches!(r, "GA" | "GW" | "FA" | "FW" | "WD" | "WO" | "KA" | "KW" | "WP" | "SD"))
+}
+
+#[test]
+fn device_security_grants_write_only_to_system_and_administrators() {
+    let inf = inx();
+    for (install, _) in models(&inf) {
+        let registry = hw_registry(&inf, &install);
+        let security: Vec<&Vec<String>> = registry
+            .iter()
+            .filter(|v| v[0].eq_ignore_ascii_case("HKR") && v[2].eq_ignore_ascii_case("Security"))
+            .collect();
+        assert_eq!(security.len(), 1, "[{install}.NT.HW]: one HKR,,Security line");
+        let sddl = security[0].last().expect("SDDL value");
+        let (protected, aces) = sddl_aces(sddl);
+        assert!(protected, "the DACL is protected (D:P): nothing inherited");
+        let mut writers = Vec::new();
+        for (kind, rights, sid) in &aces {
+            assert_eq!(kind, "A", "only allow ACEs: {sddl}");
+            if grants_write(rights) {
+                writers.push(sid.as_str());
+            }
+            if sid == "WD" {
+                assert_eq!(rights, "GR", "Everyone gets GENERIC_READ only");
+            }
+        }
+        writers.sort_unstable();
+        assert_eq!(writers, ["BA", "SY"], "write access for SYSTEM and Administrators only: {sddl}");
+        for sid in ["SY", "BA"] {
+            assert!(aces.iter().any(|(_, r, s)| s == sid && r == "GA"), "{sid} gets GENERIC_ALL: {sddl}");
+        }
+        assert!(aces.iter().any(|(_, _, s)| s == "WD"), "Everyone can open for read: {sddl}");
+
+        let characteristics: Vec<&Vec<String>> = registry
+            .iter()
+            .filter(|v| v[0].eq_ignore_ascii_case("HKR") && v[2].eq_ignore_ascii_case("DeviceCharacteristics"))
+            .collect();
+        assert_eq!(characteristics.len(), 1, "[{install}.NT.HW]: one HKR,,DeviceCharacteristics line");
+        let v = characteristics[0];
+        let parse = |s: &str| u32::from_str_radix(s.trim_start_matches("0x").trim_start_matches("0X"), 16).unwrap();
+        assert_eq!(parse(&v[3]), 0x10001, "FLG_ADDREG_TYPE_DWORD");
+        assert_ne!(parse(&v[4]) & 0x100, 0, "FILE_DEVICE_SECURE_OPEN (0x100)");
+    }
+}
+
+/// The 11 numbers of a GUID initializer `{ a, b, c, { d0, ..., d7 } }` found
+/// after `anchor` in `text`.
+fn guid_numbers(text: &str, anchor: &str) -> Vec<u64> {
+    let at = text.find(anchor).unwrap_or_else(|| panic!("{anchor:?} not found"));
+    let body = &text[at + anchor.len()..];
+    let end = body.find(';').or_else(|| body.find("\n#")).expect("end of the initializer");
+    body[..end]
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter_map(|t| t.strip_prefix("0x"))
+        .map(|h| u64::from_str_radix(h, 16).expect("hex"))
+        .take(11)
+        .collect()
+}
+
+#[test]
+fn interface_guid_is_the_same_in_header_and_driver() {
+    let header = std::fs::read_to_string(root().join("include/mlnx_hca_ioctl.h")).expect("header");
+    let driver = std::fs::read_to_string(root().join("src/windows/mod.rs")).expect("driver");
+    let in_header = guid_numbers(&header, "#define MLNX_HCA_INTERFACE_GUID_INIT");
+    let in_define = guid_numbers(&header, "DEFINE_GUID(MLNX_HCA_INTERFACE_GUID,");
+    let in_driver = guid_numbers(&driver, "static INTERFACE_GUID: GUID =");
+    assert_eq!(in_header.len(), 11, "header initializer: {in_header:x?}");
+    assert_eq!(in_header, in_define, "MLNX_HCA_INTERFACE_GUID_INIT and DEFINE_GUID differ");
+    assert_eq!(in_header, in_driver, "the header's GUID and the driver's INTERFACE_GUID differ");
+    let text = format!(
+        "{{{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{}}}",
+        in_header[0],
+        in_header[1],
+        in_header[2],
+        in_header[3],
+        in_header[4],
+        in_header[5..].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    assert!(header.contains(&text), "the header's comment names {text}");
+    assert!(driver.contains(&text), "the driver's comment names {text}");
+}

@@ -1,0 +1,149 @@
+/* client.exe [DEVICE] [noclose]: the conformance client a C tool author would
+ * write, against include/mlnx_hca_ioctl.h only. Drives the real mlnx_hca.sys
+ * through DeviceIoControl and checks every status through GetLastError.
+ *
+ * Under Wine the memory manager is stubbed, so the maps themselves must fail
+ * cleanly (STATUS_INSUFFICIENT_RESOURCES) and leave nothing behind. With
+ * "noclose" the client exits holding its handles, so that the driver must
+ * free their contexts when the I/O manager closes them.
+ *
+ * Prints one "ok"/"FAIL" line per check and "N passed, M failed" last; the
+ * exit code is the number of failures (0: all passed). */
+#include <windows.h>
+#include <stdio.h>
+#include <string.h>
+#include "mlnx_hca_ioctl.h"
+
+/* Win32 errors the contract's statuses arrive as (RtlNtStatusToDosError). */
+#define W_INVALID_DEVICE_REQUEST ERROR_INVALID_FUNCTION     /* 1 */
+#define W_ACCESS_DENIED ERROR_ACCESS_DENIED                  /* 5 */
+#define W_NOT_IMPLEMENTED ERROR_INVALID_FUNCTION            /* 1 */
+#define W_INVALID_PARAMETER ERROR_INVALID_PARAMETER          /* 87 */
+#define W_BUFFER_TOO_SMALL ERROR_INSUFFICIENT_BUFFER         /* 122 */
+#define W_DEVICE_BUSY ERROR_BUSY                             /* 170 */
+#define W_INSUFFICIENT_RESOURCES ERROR_NO_SYSTEM_RESOURCES   /* 1450 */
+
+static int passed, failed;
+
+static void check(int ok, const char *what) {
+    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
+    if (ok) passed++; else failed++;
+    fflush(stdout);
+}
+
+/* One request; returns the Win32 error (0 on success) and the bytes returned. */
+static DWORD call(HANDLE h, DWORD code, void *in, DWORD in_len, void *out, DWORD out_len, DWORD *got) {
+    DWORD sentinel = 0xA5A5A5A5;
+    *got = sentinel;
+    if (DeviceIoControl(h, code, in, in_len, out, out_len, got, NULL)) return 0;
+    return GetLastError();
+}
+
+/* A request that must fail with `want` and leave the output untouched. */
+static void refused(HANDLE h, const char *what, DWORD code, void *in, DWORD in_len, DWORD out_len, DWORD want) {
+    unsigned char out[64];
+    DWORD got;
+    memset(out, 0xA5, sizeof out);
+    DWORD err = call(h, code, in, in_len, out_len ? out : NULL, out_len, &got);
+    int untouched = 1;
+    for (DWORD i = 0; i < sizeof out; i++) untouched &= out[i] == 0xA5;
+    char line[256];
+    snprintf(line, sizeof line, "%s -> error %lu (want %lu), output untouched", what, err, want);
+    check(err == want && untouched, line);
+}
+
+static int query(HANDLE h, FW_QUERY_CRSPACE_OUT *q) {
+    DWORD got;
+    memset(q, 0xA5, sizeof *q);
+    DWORD err = call(h, FW_QUERY_CRSPACE, NULL, 0, q, sizeof *q, &got);
+    return err == 0 && got == sizeof *q;
+}
+
+static void expect_idle(HANDLE h, const char *when) {
+    FW_QUERY_CRSPACE_OUT q;
+    char line[200];
+    int ok = query(h, &q);
+    snprintf(line, sizeof line, "%s: query shows no mapping and no lease (count %u, writer %u)", when,
+             q.mapping_count, q.writer_pid);
+    check(ok && q.mapping_count == 0 && q.writer_pid == 0 && q.reserved == 0, line);
+}
+
+static HANDLE open_device(const char *path, DWORD access) {
+    return CreateFileA(path, access, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
+}
+
+int main(int argc, char **argv) {
+    const char *path = argc > 1 ? argv[1] : "\\\\.\\mlnx_hca0";
+    int noclose = argc > 2 && !strcmp(argv[2], "noclose");
+    printf("client pid %lu, device %s%s\n", GetCurrentProcessId(), path, noclose ? ", exits without closing" : "");
+
+    HANDLE ro = open_device(path, GENERIC_READ);
+    check(ro != INVALID_HANDLE_VALUE, "read-only open");
+    HANDLE rw = open_device(path, GENERIC_READ | GENERIC_WRITE);
+    check(rw != INVALID_HANDLE_VALUE, "read-write open");
+    if (ro == INVALID_HANDLE_VALUE || rw == INVALID_HANDLE_VALUE) {
+        printf("%d passed, %d failed\n", passed, failed + 1);
+        return 1 + failed;
+    }
+    if (noclose) {
+        /* Leave a trace in the driver, then vanish with both handles open. */
+        expect_idle(ro, "noclose run");
+        printf("%d passed, %d failed\n", passed, failed);
+        fflush(stdout);
+        ExitProcess(failed);
+    }
+
+    /* The query block of the root test device. */
+    FW_QUERY_CRSPACE_OUT q;
+    check(query(ro, &q), "query succeeds with exactly 24 bytes");
+    check(q.bar0_size == 1u << 20 && q.bar1_size == 8u << 20 && q.bar2_size == 256u << 20,
+          "query: BAR sizes 1 MiB, 8 MiB, 256 MiB");
+    expect_idle(ro, "fresh handle");
+
+    /* Every bad input of the contract. */
+    FW_MAP_CRSPACE_IN in;
+    FW_UNMAP_CRSPACE_IN un = {0x12345678};
+    unsigned char junk[16] = {0};
+    refused(ro, "unknown code (function 0x804)", MLNX_HCA_CTL_CODE(0x804, MLNX_HCA_FILE_READ_ACCESS), junk, 12, 8,
+            W_INVALID_DEVICE_REQUEST);
+    refused(ro, "map code with METHOD_NEITHER", FW_MAP_CRSPACE_RO | 3, junk, 12, 8, W_INVALID_DEVICE_REQUEST);
+    in = (FW_MAP_CRSPACE_IN){0, 0, 4};
+    refused(ro, "RW map on a read-only handle", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, W_ACCESS_DENIED);
+    refused(ro, "map input 11 bytes", FW_MAP_CRSPACE_RO, &in, 11, 8, W_BUFFER_TOO_SMALL);
+    refused(ro, "map output 7 bytes", FW_MAP_CRSPACE_RO, &in, sizeof in, 7, W_BUFFER_TOO_SMALL);
+    refused(ro, "unmap input 7 bytes", FW_UNMAP_CRSPACE, &un, 7, 0, W_BUFFER_TOO_SMALL);
+    refused(ro, "query output 23 bytes", FW_QUERY_CRSPACE, NULL, 0, 23, W_BUFFER_TOO_SMALL);
+    in = (FW_MAP_CRSPACE_IN){1, 0, 4};
+    refused(ro, "BAR 1", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_NOT_IMPLEMENTED);
+    in = (FW_MAP_CRSPACE_IN){2, 0, 4};
+    refused(ro, "BAR 2", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_NOT_IMPLEMENTED);
+    in = (FW_MAP_CRSPACE_IN){3, 0, 4};
+    refused(ro, "BAR 3", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    in = (FW_MAP_CRSPACE_IN){0, 0xF0016, 4};
+    refused(ro, "unaligned offset", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 6};
+    refused(ro, "unaligned size", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 0};
+    refused(ro, "zero size", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    in = (FW_MAP_CRSPACE_IN){0, (1u << 20) - 4, 8};
+    refused(ro, "offset + size past BAR 0", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    in = (FW_MAP_CRSPACE_IN){0, 0xFFFFFFFC, 8};
+    refused(ro, "offset + size overflows u32", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    refused(ro, "unmap of a bogus VA", FW_UNMAP_CRSPACE, &un, sizeof un, 0, W_INVALID_PARAMETER);
+    expect_idle(ro, "after the bad inputs");
+
+    /* Wine cannot map (MmMapLockedPagesSpecifyCache returns NULL): a map must
+     * fail with the resources error and leave no view, entry or lease. */
+    in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 4};
+    refused(ro, "RO map (Wine cannot map)", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INSUFFICIENT_RESOURCES);
+    expect_idle(ro, "after the failed RO map");
+    refused(rw, "RW map (Wine cannot map)", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, W_INSUFFICIENT_RESOURCES);
+    expect_idle(rw, "after the failed RW map");
+    expect_idle(ro, "seen from the other handle");
+    refused(rw, "unmap of a bogus VA on the RW handle", FW_UNMAP_CRSPACE, &un, sizeof un, 0, W_INVALID_PARAMETER);
+
+    check(CloseHandle(ro), "close the read-only handle");
+    check(CloseHandle(rw), "close the read-write handle");
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Runs the real mlnx_hca.sys under Wine's kernel-driver host and drives it
+# from a real Windows program (client.c, built against include/ only).
+#
+#   tests/wine/run.sh SYS INF
+#
+# SYS must be the legacy-pool build (Wine 8 exports neither ExAllocatePool2
+# nor MmMapIoSpaceEx); INF the stamped INF. A throwaway Wine prefix is made
+# under $TMPDIR and removed afterwards (KEEP_WINE_PREFIX=1 keeps it).
+# Steps: remove stale instances, install the root test device
+# (root\mlnx_hca_sim) from the INF, run the conformance client, run it again
+# exiting without closing its handles, uninstall, stop the service; then the
+# driver's own debug output (DbgPrint, in the Wine log) must show the device
+# started, the vanished client's contexts freed, REMOVE_DEVICE, unload, and
+# no outstanding pool allocation.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SYS=$(realpath "${1:?usage: run.sh SYS INF}")
+INF=$(realpath "${2:?usage: run.sh SYS INF}")
+HWID='root\mlnx_hca_sim'
+
+need=()
+for p in wine wine64 gcc-mingw-w64-x86-64; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlnx_hca-wine.XXXXXX")
+export WINEPREFIX=$WORK/prefix WINEARCH=win64 WINEDLLOVERRIDES="mscoree,mshtml=" DISPLAY=
+cleanup() {
+  wineserver -k >/dev/null 2>&1 || true
+  [ "${KEEP_WINE_PREFIX:-0}" = 1 ] && echo "prefix kept: $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+CC=x86_64-w64-mingw32-gcc
+CFLAGS=(-std=c11 -O2 -Wall -Wextra -Werror)
+BIN=$WORK/bin; mkdir -p "$BIN"
+$CC "${CFLAGS[@]}" -o "$BIN/install.exe" "$HERE/install.c" -lsetupapi -lnewdev
+$CC "${CFLAGS[@]}" -o "$BIN/uninstall.exe" "$HERE/uninstall.c" -lsetupapi
+# The client sees nothing of the driver but the public header.
+$CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c"
+
+echo "wine: new prefix"
+t=$SECONDS
+wineboot -i >/dev/null 2>&1
+wineserver -w
+echo "wine: prefix ready ($((SECONDS - t)) s)"
+
+D=$WINEPREFIX/drive_c/mlnx_hca
+mkdir -p "$D"
+cp "$BIN"/*.exe "$D/"
+cp "$SYS" "$D/mlnx_hca.sys"
+cp "$INF" "$D/mlnx_hca.inf"
+# Wine 8's cmd mishandles `a || b`: test errorlevel instead.
+printf '%s\r\n' \
+  '@echo off' \
+  'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim' \
+  'C:\mlnx_hca\install.exe C:\mlnx_hca\mlnx_hca.inf root\mlnx_hca_sim' \
+  'if errorlevel 1 exit /b 11' \
+  'C:\mlnx_hca\client.exe' \
+  'if errorlevel 1 exit /b 12' \
+  'C:\mlnx_hca\client.exe \\.\mlnx_hca0 noclose' \
+  'if errorlevel 1 exit /b 13' \
+  'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim' \
+  'if errorlevel 1 exit /b 14' \
+  'sc stop mlnx_hca' \
+  'exit /b 0' > "$D/ci.bat"
+
+LOG=$WORK/wine.log
+export WINEDEBUG=-all,+debugstr,err+ntoskrnl,err+plugplay
+set +e
+wine cmd /c 'C:\mlnx_hca\ci.bat' 2>"$LOG"
+rc=$?
+wineserver -w
+set -e
+# The driver's lines (DbgPrint shows as warn:debugstr:OutputDebugStringA "...").
+DRV=$WORK/driver.log
+grep -a 'mlnx_hca' "$LOG" | sed -e 's/^.*OutputDebugStringA "//' -e 's/\\n"$//' > "$DRV" || true
+echo "--- driver debug output"
+cat "$DRV"
+echo "--- wine errors"
+grep -a '^err:' "$LOG" | grep -v 'err:winediag' | head -20 || true
+echo "---"
+[ "$rc" = 0 ] || { echo "wine run failed at step $rc"; exit 1; }
+
+fails=0
+expect() { # expect "what" "extended regex"
+  if grep -Eq "$2" "$DRV"; then echo "ok   driver log: $1"; else echo "FAIL driver log: $1 (/$2/)"; fails=$((fails + 1)); fi
+}
+expect "DriverEntry ran" 'DriverEntry'
+expect "the root test device started" 'START_DEVICE'
+expect "a context was created and freed" 'context .*freed'
+expect "the vanished client's contexts freed at close" 'CLOSE.*(released|freed)'
+expect "uninstall reached REMOVE_DEVICE" 'REMOVE_DEVICE'
+expect "the driver unloaded" '[Uu]nload'
+expect "no outstanding allocation at unload" 'outstanding allocations: 0'
+if grep -Eq 'outstanding allocations: [1-9]' "$DRV"; then echo "FAIL leak at unload"; fails=$((fails + 1)); fi
+echo "wine: $fails driver-log check(s) failed"
+[ "$fails" = 0 ]
