@@ -7,7 +7,8 @@
 #   tools/test.sh host       # only the host tests (cargo test), quick
 #
 # Stages: host tests; the Windows image (cross build of mlnx_hca.sys, default
-# and legacy-pool, checked as a loader would); benches compile.
+# and legacy-pool, checked as a loader would); the image under Wine; benches
+# compile.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -62,8 +63,13 @@ WDK_CROSS_FEATURES="driver legacy-pool" WDK_CROSS_TARGET_SUBDIR=legacy tools/wdk
 done_stage
 
 stage "Windows image checks: PE as a loader sees it"
-MLNX_HCA_SYS=$ROOT/target/x86_64-pc-windows-msvc/release/mlnx_hca.sys \
+T=$ROOT/target/x86_64-pc-windows-msvc
+MLNX_HCA_SYS=$T/release/mlnx_hca.sys MLNX_HCA_SYS_LEGACY=$T/legacy/release/mlnx_hca.sys \
   cargo test "${HOST[@]}" --features image-tests --test pe_image
+done_stage
+
+stage "the real mlnx_hca.sys under Wine, driven by a C client built against include/"
+tests/wine/run.sh "$T/legacy/release/mlnx_hca.sys" "$T/legacy/release/mlnx_hca.inf"
 done_stage
 
 stage "benches compile"

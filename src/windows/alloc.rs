@@ -2,14 +2,17 @@
 //! the simulated HCA's BAR, with a count of live allocations that unload
 //! reports, so a leak shows in the log even without Driver Verifier.
 //!
-//! The default build allocates with `ExAllocatePool2` (Windows 10 2004+). The
-//! `legacy-pool` build uses `ExAllocatePoolWithTag(NonPagedPoolNx)` instead,
-//! so that its image does not import `ExAllocatePool2` and loads on earlier
-//! Windows and under Wine 8 (which lacks that export).
+//! The default build allocates through `wdk_alloc::WdkAllocator`
+//! (`ExAllocatePool2`, nonpaged, Windows 10 2004+). The `legacy-pool` build
+//! uses `ExAllocatePoolWithTag(NonPagedPoolNx)` instead, so that its image
+//! does not import `ExAllocatePool2` and loads on earlier Windows and under
+//! Wine 8 (which lacks that export).
 
 use ::core::alloc::{GlobalAlloc, Layout};
 use ::core::sync::atomic::{AtomicIsize, Ordering};
-use wdk_sys::{SIZE_T, ULONG};
+#[cfg(not(feature = "legacy-pool"))]
+use wdk_alloc::WdkAllocator;
+use wdk_sys::ULONG;
 
 /// Pool tag of every allocation of the driver ("Mlnx" in pool dumps).
 pub(crate) const POOL_TAG: ULONG = u32::from_ne_bytes(*b"Mlnx");
@@ -25,7 +28,7 @@ unsafe extern "system" {
     // wdk-build's bindgen leaves out ExAllocatePoolWithTag (deprecated in
     // favour of ExAllocatePool2); ntoskrnl exports it on every Windows. As
     // declared in wdm.h.
-    fn ExAllocatePoolWithTag(pool_type: wdk_sys::POOL_TYPE, bytes: SIZE_T, tag: ULONG) -> wdk_sys::PVOID;
+    fn ExAllocatePoolWithTag(pool_type: wdk_sys::POOL_TYPE, bytes: wdk_sys::SIZE_T, tag: ULONG) -> wdk_sys::PVOID;
 }
 
 /// Allocates `bytes` of nonpaged, non-executable pool; null on failure. The
@@ -34,16 +37,21 @@ unsafe extern "system" {
 ///
 /// IRQL: <= DISPATCH_LEVEL.
 pub(crate) fn allocate(bytes: usize) -> *mut u8 {
-    // CAST: usize and SIZE_T are both 64 bits on x64.
-    let size = bytes as SIZE_T;
     #[cfg(not(feature = "legacy-pool"))]
-    // SAFETY: ExAllocatePool2 may be called at <= DISPATCH_LEVEL for nonpaged
-    // pool and returns null on failure (no POOL_FLAG_RAISE_ON_FAILURE).
-    let ptr = unsafe { wdk_sys::ntddk::ExAllocatePool2(wdk_sys::POOL_FLAG_NON_PAGED, size, POOL_TAG) };
+    let ptr = {
+        match Layout::from_size_align(bytes, POOL_ALIGNMENT) {
+            // SAFETY: WdkAllocator allocates nonpaged pool with ExAllocatePool2,
+            // callable at <= DISPATCH_LEVEL, null on failure; callers free with
+            // `free`, which hands the block back to the same allocator.
+            Ok(layout) if bytes > 0 => unsafe { WdkAllocator.alloc(layout) },
+            _ => ::core::ptr::null_mut(),
+        }
+    };
     #[cfg(feature = "legacy-pool")]
+    // CAST: usize and SIZE_T are both 64 bits on x64.
     // SAFETY: as ExAllocatePool2: nonpaged pool at <= DISPATCH_LEVEL, null on
     // failure.
-    let ptr = unsafe { ExAllocatePoolWithTag(wdk_sys::_POOL_TYPE::NonPagedPoolNx, size, POOL_TAG) };
+    let ptr = unsafe { ExAllocatePoolWithTag(wdk_sys::_POOL_TYPE::NonPagedPoolNx, bytes as wdk_sys::SIZE_T, POOL_TAG) };
     if !ptr.is_null() {
         LIVE.fetch_add(1, Ordering::Relaxed);
     }
@@ -57,8 +65,17 @@ pub(crate) fn allocate(bytes: usize) -> *mut u8 {
 /// # Safety
 /// `ptr` came from [`allocate`] and is freed once; nothing uses it afterwards.
 pub(crate) unsafe fn free(ptr: *mut u8) {
+    #[cfg(not(feature = "legacy-pool"))]
+    // SAFETY: (caller) a live block WdkAllocator returned; its dealloc frees
+    // it with ExFreePool and ignores the layout.
+    unsafe {
+        WdkAllocator.dealloc(ptr, Layout::new::<u8>())
+    };
+    #[cfg(feature = "legacy-pool")]
     // SAFETY: (caller) a live allocation of ours, with our tag.
-    unsafe { wdk_sys::ntddk::ExFreePoolWithTag(ptr.cast(), POOL_TAG) };
+    unsafe {
+        wdk_sys::ntddk::ExFreePoolWithTag(ptr.cast(), POOL_TAG)
+    };
     LIVE.fetch_sub(1, Ordering::Relaxed);
 }
 

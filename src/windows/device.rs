@@ -218,7 +218,7 @@ impl DeviceInterface {
         if nt_success(status) {
             self.enabled = enabled;
         } else {
-            trace!("IoSetDeviceInterfaceState(%u) failed: %x", u32::from(enabled), status);
+            trace!("IoSetDeviceInterfaceState({}) failed: {:#x}", u32::from(enabled), status);
         }
     }
 }
@@ -355,14 +355,14 @@ pub(crate) unsafe extern "C" fn add_device(driver: *mut DRIVER_OBJECT, pdo: PDEV
     let pdo_name = match device_property(pdo, DEVICE_REGISTRY_PROPERTY::DevicePropertyPhysicalDeviceObjectName) {
         Ok(name) => name,
         Err(status) => {
-            trace!("AddDevice: no PDO name: %x", status);
+            trace!("AddDevice: no PDO name: {:#x}", status);
             return status;
         }
     };
     let interface = match DeviceInterface::register(pdo) {
         Ok(interface) => interface,
         Err(status) => {
-            trace!("AddDevice: IoRegisterDeviceInterface failed: %x", status);
+            trace!("AddDevice: IoRegisterDeviceInterface failed: {:#x}", status);
             return status;
         }
     };
@@ -382,7 +382,7 @@ pub(crate) unsafe extern "C" fn add_device(driver: *mut DRIVER_OBJECT, pdo: PDEV
         )
     };
     if !nt_success(status) {
-        trace!("AddDevice: IoCreateDevice failed: %x", status);
+        trace!("AddDevice: IoCreateDevice failed: {:#x}", status);
         return status;
     }
     // SAFETY: attaches our new FDO on top of the PDO's stack.
@@ -426,7 +426,7 @@ pub(crate) unsafe extern "C" fn add_device(driver: *mut DRIVER_OBJECT, pdo: PDEV
     let flags = unsafe { &mut (*fdo).Flags };
     *flags |= wdk_sys::DO_BUFFERED_IO | wdk_sys::DO_POWER_PAGABLE;
     *flags &= !wdk_sys::DO_DEVICE_INITIALIZING;
-    trace!("AddDevice: mlnx_hca%u (simulated %u)", instance, u32::from(simulated));
+    trace!("AddDevice: mlnx_hca{} (simulated {})", instance, u32::from(simulated));
     STATUS_SUCCESS
 }
 

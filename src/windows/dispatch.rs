@@ -133,11 +133,11 @@ pub(crate) unsafe extern "C" fn dispatch_create(fdo: *mut DEVICE_OBJECT, irp: *m
     match opened {
         Ok(ca) => {
             FileContext { ca, access }.store(file);
-            trace!("CREATE pid %u: context %I64x, access %x", pid, ca.to_raw(), access.bits());
+            trace!("CREATE pid {}: context {:#x}, access {:#x}", pid, ca.to_raw(), access.bits());
             irp.complete(STATUS_SUCCESS, 0)
         }
         Err(status) => {
-            trace!("CREATE pid %u refused: %x", pid, status.raw());
+            trace!("CREATE pid {} refused: {:#x}", pid, status.raw());
             irp.complete(status.raw(), 0)
         }
     }
@@ -161,7 +161,7 @@ pub(crate) unsafe extern "C" fn dispatch_cleanup(fdo: *mut DEVICE_OBJECT, irp: *
         let unmapped = ext.core.lock().cleanup(context.ca);
         // CAST: bounded by the per-handle quota.
         trace!(
-            "CLEANUP pid %u: context %I64x, %u view(s) unmapped",
+            "CLEANUP pid {}: context {:#x}, {} view(s) unmapped",
             current_pid(),
             context.ca.to_raw(),
             unmapped as u32
@@ -189,7 +189,7 @@ pub(crate) unsafe extern "C" fn dispatch_close(fdo: *mut DEVICE_OBJECT, irp: *mu
         let leftover = ext.core.lock().close(context.ca);
         FileContext::clear(file);
         // CAST: bounded by the per-handle quota.
-        trace!("CLOSE: context %I64x freed (%u view(s) cleanup had left)", context.ca.to_raw(), leftover as u32);
+        trace!("CLOSE: context {:#x} freed ({} view(s) cleanup had left)", context.ca.to_raw(), leftover as u32);
     }
     irp.complete(STATUS_SUCCESS, 0)
 }
@@ -248,13 +248,13 @@ pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT,
             let written = response.encode(output);
             if code != crate::abi::FW_QUERY_CRSPACE {
                 // CAST: bounded by the output block sizes.
-                trace!("IOCTL %x pid %u: ok, %u byte(s)", code, caller, written as u32);
+                trace!("IOCTL {:#x} pid {}: ok, {} byte(s)", code, caller, written as u32);
             }
             // CAST: usize to the ULONG_PTR Information.
             irp.complete(STATUS_SUCCESS, written as u64)
         }
         Err(status) => {
-            trace!("IOCTL %x pid %u: %x", code, caller, status.raw());
+            trace!("IOCTL {:#x} pid {}: {:#x}", code, caller, status.raw());
             irp.complete(status.raw(), 0)
         }
     }

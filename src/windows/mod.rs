@@ -91,7 +91,7 @@ pub(crate) static DEVICES: FastMutex<DeviceList> = FastMutex::new(DeviceList::ne
 /// Called once by the I/O manager with our driver object.
 #[unsafe(export_name = "DriverEntry")]
 pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, _registry_path: PCUNICODE_STRING) -> NTSTATUS {
-    trace!("DriverEntry (legacy-pool %u)", u32::from(cfg!(feature = "legacy-pool")));
+    trace!("DriverEntry (legacy-pool {})", u32::from(cfg!(feature = "legacy-pool")));
     // SAFETY: DriverEntry runs before any other entry point of the driver, so
     // nothing uses the device list yet; a static does not move.
     unsafe { DEVICES.init() };
@@ -114,7 +114,7 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, _registry_pat
     // SAFETY: registers a routine of this image; removed in unload.
     let status = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), FALSE) };
     if !nt_success(status) {
-        trace!("PsSetCreateProcessNotifyRoutineEx failed: %x", status);
+        trace!("PsSetCreateProcessNotifyRoutineEx failed: {:#x}", status);
         return status;
     }
     wdk_sys::STATUS_SUCCESS
@@ -128,13 +128,13 @@ unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     // calls of it to finish.
     let status = unsafe { PsSetCreateProcessNotifyRoutineEx(Some(process_notify), TRUE) };
     if !nt_success(status) {
-        trace!("unload: removing the process notification failed: %x", status);
+        trace!("unload: removing the process notification failed: {:#x}", status);
     }
     if !DEVICES.lock().is_empty() {
         trace!("unload: BUG: devices still linked");
     }
     // CAST: a count of allocations.
-    trace!("unload: outstanding allocations: %I64d", alloc::outstanding() as i64);
+    trace!("unload: outstanding allocations: {}", alloc::outstanding() as i64);
 }
 
 /// The process-exit notification: a process ended; every view it owns, in
@@ -155,7 +155,7 @@ unsafe extern "C" fn process_notify(_process: PEPROCESS, process_id: HANDLE, cre
         let unmapped = ext.core.lock().process_exited(pid);
         if unmapped > 0 {
             // CAST: bounded by the per-device quota.
-            trace!("process %u exited: %u view(s) unmapped", pid, unmapped as u32);
+            trace!("process {} exited: {} view(s) unmapped", pid, unmapped as u32);
         }
     });
 }

@@ -242,7 +242,7 @@ impl LockedMdl {
         // turns the exception a failure raises into a status.
         let status = unsafe { mlnx_hca_probe_and_lock(mdl.as_ptr(), _LOCK_OPERATION::IoReadAccess) };
         if !kernel::nt_success(status) {
-            trace!("MmProbeAndLockPages failed: %x", status);
+            trace!("MmProbeAndLockPages failed: {:#x}", status);
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         Ok(LockedMdl { mdl })
@@ -273,7 +273,7 @@ impl IoSpaceMdl {
         // and the length are whole pages); the routine only builds the MDL.
         let status = unsafe { MmAllocateMdlForIoSpace((&raw const range).cast_mut(), 1, &raw mut mdl) };
         if !kernel::nt_success(status) {
-            trace!("MmAllocateMdlForIoSpace failed: %x", status);
+            trace!("MmAllocateMdlForIoSpace failed: {:#x}", status);
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         NonNull::new(mdl).map(IoSpaceMdl).ok_or(Status::INSUFFICIENT_RESOURCES)
@@ -374,7 +374,7 @@ impl ReadOnlyAlias {
         // this changes the protection of those PTEs only.
         let status = unsafe { MmProtectMdlSystemAddress(alias.mdl.as_ptr(), wdk_sys::PAGE_READONLY) };
         if !kernel::nt_success(status) {
-            trace!("MmProtectMdlSystemAddress(PAGE_READONLY) failed: %x", status);
+            trace!("MmProtectMdlSystemAddress(PAGE_READONLY) failed: {:#x}", status);
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         Ok(alias)
@@ -421,7 +421,7 @@ impl UserView {
         // failure raises.
         let status = unsafe { mlnx_hca_map_user(mdl.as_ptr(), cache, priority, &raw mut user_va) };
         if !kernel::nt_success(status) {
-            trace!("MmMapLockedPagesSpecifyCache(UserMode) failed: %x", status);
+            trace!("MmMapLockedPagesSpecifyCache(UserMode) failed: {:#x}", status);
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         let va = NonNull::new(user_va).ok_or(Status::INSUFFICIENT_RESOURCES)?;
@@ -507,7 +507,7 @@ impl Platform for WinPlatform {
         // CAST: addresses are 64 bits on x64.
         let limit = kernel::user_probe_address() as u64;
         if va.checked_add(len as u64).is_none_or(|end| end > limit) {
-            trace!("user mapping at %I64x is not below MM_USER_PROBE_ADDRESS: refused", va);
+            trace!("user mapping at {:#x} is not below MM_USER_PROBE_ADDRESS: refused", va);
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         Ok((WinView { _user: user, _alias: alias }, va))

@@ -59,8 +59,8 @@ pub(crate) unsafe extern "C" fn dispatch_pnp(fdo: *mut DEVICE_OBJECT, irp: *mut 
     };
     match u32::from(irp.stack().MinorFunction) {
         wdk_sys::IRP_MN_START_DEVICE => start(ext, irp),
-        wdk_sys::IRP_MN_QUERY_STOP_DEVICE => query(ext, irp, c"QUERY_STOP".as_ptr(), Device::query_stop),
-        wdk_sys::IRP_MN_QUERY_REMOVE_DEVICE => query(ext, irp, c"QUERY_REMOVE".as_ptr(), Device::query_remove),
+        wdk_sys::IRP_MN_QUERY_STOP_DEVICE => query(ext, irp, "QUERY_STOP", Device::query_stop),
+        wdk_sys::IRP_MN_QUERY_REMOVE_DEVICE => query(ext, irp, "QUERY_REMOVE", Device::query_remove),
         wdk_sys::IRP_MN_CANCEL_STOP_DEVICE => cancel(ext, irp, Device::cancel_stop),
         wdk_sys::IRP_MN_CANCEL_REMOVE_DEVICE => cancel(ext, irp, Device::cancel_remove),
         wdk_sys::IRP_MN_STOP_DEVICE => stop(ext, irp),
@@ -119,7 +119,7 @@ fn forward_and_wait(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
 fn release_bar(device: &mut Device<WinPlatform>) -> Option<Bar> {
     if device.live_views() != 0 {
         // CAST: bounded by the per-device quota.
-        trace!("BUG: %u view(s) left; BAR 0 stays mapped", device.live_views() as u32);
+        trace!("BUG: {} view(s) left; BAR 0 stays mapped", device.live_views() as u32);
         return None;
     }
     device.platform_mut().take_bar()
@@ -128,7 +128,7 @@ fn release_bar(device: &mut Device<WinPlatform>) -> Option<Bar> {
 fn start(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
     let status = forward_and_wait(ext, irp);
     if !nt_success(status) {
-        trace!("START_DEVICE: lower driver failed: %x", status);
+        trace!("START_DEVICE: lower driver failed: {:#x}", status);
         return irp.complete(status, 0);
     }
     let (bar, bars) = if ext.simulated {
@@ -159,11 +159,11 @@ fn start(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
     if pnp.link.is_none() {
         match device::SymbolicLink::create(instance, &pnp.pdo_name) {
             Ok(link) => pnp.link = Some(link),
-            Err(status) => trace!("IoCreateSymbolicLink(mlnx_hca%u) failed: %x", instance, status),
+            Err(status) => trace!("IoCreateSymbolicLink(mlnx_hca{}) failed: {:#x}", instance, status),
         }
     }
     trace!(
-        "START_DEVICE mlnx_hca%u: BAR sizes %x %x %x (simulated %u)",
+        "START_DEVICE mlnx_hca{}: BAR sizes {:#x} {:#x} {:#x} (simulated {})",
         instance,
         bars.bar0,
         bars.bar1,
@@ -272,7 +272,7 @@ fn memory_range(descriptor: &CM_PARTIAL_RESOURCE_DESCRIPTOR) -> Option<(i64, u64
 fn query(
     ext: &DeviceExtension,
     irp: Irp,
-    what: *const ::core::ffi::c_char,
+    what: &str,
     ask: fn(&mut Device<WinPlatform>) -> crate::status::Result<()>,
 ) -> NTSTATUS {
     let answer = ask(&mut ext.core.lock());
@@ -284,7 +284,7 @@ fn query(
         }
         Err(status) => {
             let instance = ext.instance.load(Ordering::Relaxed);
-            trace!("%s mlnx_hca%u refused: %x (views or handles open)", what, instance, status.raw());
+            trace!("{} mlnx_hca{} refused: {:#x} (views or handles open)", what, instance, status.raw());
             irp.complete(status.raw(), 0)
         }
     }
@@ -305,7 +305,7 @@ fn stop(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
         release_bar(&mut device)
     };
     drop(bar);
-    trace!("STOP_DEVICE mlnx_hca%u", ext.instance.load(Ordering::Relaxed));
+    trace!("STOP_DEVICE mlnx_hca{}", ext.instance.load(Ordering::Relaxed));
     irp.set_status(STATUS_SUCCESS, 0);
     irp.skip();
     irp.call(ext.lower)
@@ -331,7 +331,7 @@ fn surprise_removal(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
     drop(bar);
     hide(ext);
     // CAST: bounded by the per-device quota.
-    trace!("SURPRISE_REMOVAL mlnx_hca%u: %u view(s) revoked", ext.instance.load(Ordering::Relaxed), revoked as u32);
+    trace!("SURPRISE_REMOVAL mlnx_hca{}: {} view(s) revoked", ext.instance.load(Ordering::Relaxed), revoked as u32);
     irp.set_status(STATUS_SUCCESS, 0);
     irp.skip();
     irp.call(ext.lower)
@@ -359,7 +359,7 @@ unsafe fn remove(ext_ptr: *mut DeviceExtension, irp: Irp, hold: RemoveLockGuard<
     drop(bar);
     // CAST: bounded by the quotas / open handles.
     trace!(
-        "REMOVE_DEVICE mlnx_hca%u: %u view(s) revoked, %u context(s) left",
+        "REMOVE_DEVICE mlnx_hca{}: {} view(s) revoked, {} context(s) left",
         instance,
         (revoked + more) as u32,
         contexts as u32
