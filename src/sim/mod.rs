@@ -12,13 +12,14 @@
 
 mod platform;
 
-pub use platform::Faults;
+pub use platform::{DriverPool, Faults};
 
 use crate::abi::{code_access, Access};
 use crate::core::{BarSizes, CaId, Config, Device, Pid, PnpState};
 use crate::status::Status;
 use platform::{Bar, SimPlatform};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Size of the simulated BAR 0 (CR space): 1 MiB.
@@ -108,12 +109,23 @@ pub struct SimHandle {
     inner: Arc<Inner>,
     id: HandleId,
     pid: Pid,
-    closed: bool,
+    /// Closed (by `close`, `close_shared` or drop), or never opened.
+    closed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic under a lock is a Verifier bugcheck already; keep reporting.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs one driver routine (dispatch, PnP, notification) in process `pid`'s
+/// context, with the device lock held: its allocations are the driver's pool.
+fn routine<R>(driver: &mut Device<SimPlatform>, pid: Pid, call: impl FnOnce(&mut Device<SimPlatform>) -> R) -> R {
+    driver.platform_mut().set_context(pid);
+    let running = driver.platform_mut().enter_driver();
+    let result = call(driver);
+    driver.platform_mut().leave_driver(running);
+    result
 }
 
 impl Default for SimHca {
@@ -133,11 +145,7 @@ impl SimHca {
         let bar = Arc::new(Bar::new(SIM_BAR0_SIZE).expect("memfd for the simulated BAR 0"));
         bar.write_dword(SIM_DEVICE_ID_OFFSET, SIM_DEVICE_ID);
         let mut device = Device::new(SimPlatform::new(bar.clone()), config);
-        device.start(BarSizes {
-            bar0: SIM_BAR0_SIZE,
-            bar1: SIM_BAR1_SIZE,
-            bar2: SIM_BAR2_SIZE,
-        });
+        device.start(BarSizes { bar0: SIM_BAR0_SIZE, bar1: SIM_BAR1_SIZE, bar2: SIM_BAR2_SIZE });
         SimHca {
             inner: Arc::new(Inner {
                 io: Mutex::new(IoManager::default()),
@@ -159,12 +167,7 @@ impl SimHca {
                 let mut io = lock(&self.inner.io);
                 let id = io.next_id();
                 io.failed_opens.insert(id, Status::from_raw(status));
-                SimHandle {
-                    inner: self.inner.clone(),
-                    id,
-                    pid,
-                    closed: true,
-                }
+                SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true) }
             }
         }
     }
@@ -177,36 +180,15 @@ impl SimHca {
         }
         let ca = {
             let mut driver = lock(&self.inner.driver);
-            driver.platform_mut().set_context(pid);
             driver.platform_mut().process_started(pid);
-            driver.open().map_err(Status::raw)?
+            routine(&mut driver, pid, |d| d.open()).map_err(Status::raw)?
         };
         io.processes.entry(pid).or_default();
         let file = io.next_id();
-        io.files.insert(
-            file,
-            FileObject {
-                ca: Some(ca),
-                access: access.granted(),
-                handles: 1,
-                refs: 1,
-            },
-        );
+        io.files.insert(file, FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
         let id = io.next_id();
-        io.handles.insert(
-            id,
-            HandleEntry {
-                pid,
-                file,
-                access: access.granted(),
-            },
-        );
-        Ok(SimHandle {
-            inner: self.inner.clone(),
-            id,
-            pid,
-            closed: false,
-        })
+        io.handles.insert(id, HandleEntry { pid, file, access: access.granted() });
+        Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false) })
     }
 
     /// Process `pid` ends (however: exit or kill). Its in-flight requests
@@ -218,19 +200,13 @@ impl SimHca {
         while io.processes.get(&pid).is_some_and(|p| p.inflight > 0) {
             io = self.inner.idle.wait(io).unwrap_or_else(|p| p.into_inner());
         }
-        let mine: Vec<HandleId> = io
-            .handles
-            .iter()
-            .filter(|(_, h)| h.pid == pid)
-            .map(|(id, _)| *id)
-            .collect();
+        let mine: Vec<HandleId> = io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
         for id in mine {
             self.inner.close_handle(&mut io, id);
         }
         {
             let mut driver = lock(&self.inner.driver);
-            driver.platform_mut().set_context(pid);
-            driver.process_exited(pid);
+            routine(&mut driver, pid, |d| d.process_exited(pid));
             driver.platform_mut().process_ended(pid);
         }
         io.processes.remove(&pid);
@@ -244,13 +220,14 @@ impl SimHca {
     pub fn query_remove(&self) -> Result<(), i32> {
         let _io = lock(&self.inner.io);
         let mut driver = lock(&self.inner.driver);
-        match driver.query_remove() {
+        // The PnP manager's requests run in the system process (pid 0).
+        match routine(&mut driver, 0, |d| d.query_remove()) {
             Ok(()) => {
-                driver.remove();
+                routine(&mut driver, 0, |d| d.remove());
                 Ok(())
             }
             Err(status) => {
-                driver.cancel_remove();
+                routine(&mut driver, 0, |d| d.cancel_remove());
                 Err(status.raw())
             }
         }
@@ -262,8 +239,7 @@ impl SimHca {
         let mut io = lock(&self.inner.io);
         {
             let mut driver = lock(&self.inner.driver);
-            driver.platform_mut().set_context(0);
-            driver.surprise_remove();
+            routine(&mut driver, 0, |d| d.surprise_remove());
         }
         self.inner.after_close(&mut io);
     }
@@ -317,6 +293,29 @@ impl SimHca {
     pub fn inject_faults(&self, faults: Faults) {
         lock(&self.inner.driver).platform_mut().set_faults(faults);
     }
+
+    /// Injected faults that fired since [`inject_faults`](Self::inject_faults).
+    pub fn faults_fired(&self) -> u64 {
+        lock(&self.inner.driver).platform().faults_fired()
+    }
+
+    /// Views the platform released without a user-mode unmap because their
+    /// owner could not be attached ([`Faults::fail_attach_at`]).
+    pub fn orphaned_views(&self) -> u64 {
+        lock(&self.inner.driver).platform().orphaned()
+    }
+
+    /// Allocations the driver made from its pool since
+    /// [`inject_faults`](Self::inject_faults); stays 0 unless the binary
+    /// installed [`DriverPool`].
+    pub fn driver_allocations(&self) -> u64 {
+        lock(&self.inner.driver).platform().driver_allocations()
+    }
+
+    /// The driver's contexts (created and not yet closed), as in its table.
+    pub fn contexts(&self) -> usize {
+        lock(&self.inner.driver).contexts()
+    }
 }
 
 impl IoManager {
@@ -333,17 +332,13 @@ impl Inner {
         let Some(handle) = io.handles.remove(&id) else {
             return;
         };
-        let file = io
-            .files
-            .get_mut(&handle.file)
-            .expect("a handle's file object exists");
+        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.handles -= 1;
         let ca = file.ca;
         if file.handles == 0 {
             if let Some(ca) = ca {
                 let mut driver = lock(&self.driver);
-                driver.platform_mut().set_context(handle.pid);
-                driver.cleanup(ca);
+                routine(&mut driver, handle.pid, |d| d.cleanup(ca));
             }
         }
         self.release_file(io, handle.file, handle.pid);
@@ -351,21 +346,14 @@ impl Inner {
 
     /// Drops one reference to a file object; the last one sends the close.
     fn release_file(&self, io: &mut IoManager, file_id: FileId, pid: Pid) {
-        let file = io
-            .files
-            .get_mut(&file_id)
-            .expect("a referenced file object exists");
+        let file = io.files.get_mut(&file_id).expect("a referenced file object exists");
         file.refs -= 1;
         if file.refs == 0 {
             let file = io.files.remove(&file_id).expect("just seen");
             if let Some(ca) = file.ca {
                 let mut driver = lock(&self.driver);
-                driver.platform_mut().set_context(pid);
-                let leftover = driver.close(ca);
-                assert_eq!(
-                    leftover, 0,
-                    "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left"
-                );
+                let leftover = routine(&mut driver, pid, |d| d.close(ca));
+                assert_eq!(leftover, 0, "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left");
             }
         }
     }
@@ -377,17 +365,13 @@ impl Inner {
             return;
         }
         let mut driver = lock(&self.driver);
-        let (views, platform_views, lease) = (
-            driver.live_views(),
-            driver.platform().live_views(),
-            driver.lease(),
-        );
+        let (views, platform_views, lease) = (driver.live_views(), driver.platform().live_views(), driver.lease());
         assert!(
             views == 0 && platform_views == 0 && lease.is_none(),
             "DRIVER VERIFIER: all handles closed but {views} view(s) ({platform_views} mapped) and lease {lease:?} remain"
         );
         if driver.state() == PnpState::SurpriseRemoved {
-            driver.remove();
+            routine(&mut driver, 0, |d| d.remove());
         }
     }
 }
@@ -403,15 +387,10 @@ impl SimHandle {
         system_buffer[..input.len()].copy_from_slice(input);
         let result = {
             let mut driver = lock(&self.inner.driver);
-            driver.platform_mut().set_context(self.pid);
-            match driver.device_control(
-                ca,
-                self.pid,
-                granted,
-                code,
-                &system_buffer[..input.len()],
-                output.len(),
-            ) {
+            let request = routine(&mut driver, self.pid, |d| {
+                d.device_control(ca, self.pid, granted, code, &system_buffer[..input.len()], output.len())
+            });
+            match request {
                 Ok(response) => Ok(response.encode(&mut system_buffer[..output.len()])),
                 Err(status) => Err(status),
             }
@@ -433,7 +412,7 @@ impl SimHandle {
     /// benchmarks can compare a mapping against one request per dword.
     pub fn read_dword_via_request(&self, offset: u32) -> Result<u32, i32> {
         let (file, _ca, _granted) = self.begin(crate::abi::FW_QUERY_CRSPACE)?;
-        let mut system_buffer = vec![0u8; 4];
+        let mut system_buffer = [0u8; 4];
         let result = {
             let driver = lock(&self.inner.driver);
             if offset % 4 != 0 || offset >= driver.bars().bar0 {
@@ -445,7 +424,7 @@ impl SimHandle {
         };
         self.end(file);
         result.map_err(Status::raw)?;
-        Ok(u32::from_le_bytes([system_buffer[0], system_buffer[1], system_buffer[2], system_buffer[3]]))
+        Ok(u32::from_le_bytes(system_buffer))
     }
 
     /// The I/O manager's part before the IRP: the handle, the access bits of
@@ -462,15 +441,9 @@ impl SimHandle {
         if !handle.access.contains(code_access(code)) {
             return Err(Status::ACCESS_DENIED.raw());
         }
-        let file = io
-            .files
-            .get_mut(&handle.file)
-            .expect("a handle's file object exists");
+        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.refs += 1;
-        let (ca, access) = (
-            file.ca.expect("an open handle has a context"),
-            file.access.intersection(handle.access),
-        );
+        let (ca, access) = (file.ca.expect("an open handle has a context"), file.access.intersection(handle.access));
         io.processes.entry(self.pid).or_default().inflight += 1;
         Ok((handle.file, ca, access))
     }
@@ -495,37 +468,33 @@ impl SimHandle {
         let id = io.next_id();
         let Some(handle) = io.handles.get(&self.id).copied() else {
             io.failed_opens.insert(id, Status::INVALID_HANDLE);
-            return SimHandle {
-                inner: self.inner.clone(),
-                id,
-                pid,
-                closed: true,
-            };
+            return SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true) };
         };
         io.processes.entry(pid).or_default();
         lock(&self.inner.driver).platform_mut().process_started(pid);
-        let file = io
-            .files
-            .get_mut(&handle.file)
-            .expect("a handle's file object exists");
+        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.handles += 1;
         file.refs += 1;
         io.handles.insert(id, HandleEntry { pid, ..handle });
-        SimHandle {
-            inner: self.inner.clone(),
-            id,
-            pid,
-            closed: false,
-        }
+        SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false) }
     }
 
     /// `CloseHandle`, in this handle's process.
-    pub fn close(mut self) {
+    pub fn close(self) {
         self.close_now();
     }
 
-    fn close_now(&mut self) {
-        if std::mem::replace(&mut self.closed, true) {
+    /// `CloseHandle` from one thread of the process while its other threads
+    /// may still have requests in flight on the handle (shared through an
+    /// `Arc`): as on Windows, their file object reference keeps it until
+    /// they complete, and cleanup may run before they reach the driver.
+    /// Later requests answer `STATUS_INVALID_HANDLE`.
+    pub fn close_shared(&self) {
+        self.close_now();
+    }
+
+    fn close_now(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
         let mut io = lock(&self.inner.io);

@@ -3,10 +3,16 @@
 //! read-write ones. It also keeps Driver Verifier's ledger of views: every
 //! view unmapped exactly once, in its owner's process, never after that
 //! process ended. A violation panics, as Verifier would bugcheck.
+//!
+//! Fault injection ([`Faults`]) fails the Nth map, the Nth attach to another
+//! process for an unmap, or the Nth allocation of the driver's pool
+//! ([`DriverPool`]), the way Driver Verifier's low-resources simulation does.
 
 use crate::core::{PageSpan, Pid, Platform};
 use crate::status::{Result, Status};
 use memmap2::{MmapOptions, MmapRaw};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -30,24 +36,17 @@ impl Bar {
     pub fn read_dword(&self, offset: u32) -> u32 {
         self.check(offset);
         let mut b = [0u8; 4];
-        self.mem
-            .read_exact_at(&mut b, u64::from(offset))
-            .expect("memfd read");
+        self.mem.read_exact_at(&mut b, u64::from(offset)).expect("memfd read");
         u32::from_le_bytes(b)
     }
 
     pub fn write_dword(&self, offset: u32, value: u32) {
         self.check(offset);
-        self.mem
-            .write_all_at(&value.to_le_bytes(), u64::from(offset))
-            .expect("memfd write");
+        self.mem.write_all_at(&value.to_le_bytes(), u64::from(offset)).expect("memfd write");
     }
 
     fn check(&self, offset: u32) {
-        assert!(
-            offset % 4 == 0 && offset < self.size,
-            "device access at {offset:#x} outside BAR 0 or unaligned"
-        );
+        assert!(offset % 4 == 0 && offset < self.size, "device access at {offset:#x} outside BAR 0 or unaligned");
     }
 }
 
@@ -64,11 +63,145 @@ struct Ledger {
     writable: bool,
 }
 
-/// Faults to inject: the Nth call (counting from 1) of each kind fails.
+/// Faults to inject: the Nth call (counting from 1, from the moment they are
+/// armed) of each kind fails. Each fires at most once.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Faults {
-    /// Fail this map (the platform's `MmMapLockedPagesSpecifyCache`).
+    /// Fail this map (the platform's `MmMapLockedPagesSpecifyCache`): the
+    /// request answers `STATUS_INSUFFICIENT_RESOURCES`.
     pub fail_map_at: Option<u64>,
+    /// This unmap that runs outside the view's owner (cleanup of a duplicate
+    /// closed elsewhere, surprise removal) cannot attach: the owner's address
+    /// space is already gone, as after its rundown. The platform then frees
+    /// what it holds without a user-mode unmap (on Windows: `IoFreeMdl`
+    /// without `MmUnmapLockedPages`); the view is consumed all the same, so
+    /// the core's bookkeeping must settle exactly as for a real unmap.
+    pub fail_attach_at: Option<u64>,
+    /// Fail this allocation of the driver's pool. Counts only when the test
+    /// binary installed [`DriverPool`] as its global allocator.
+    pub fail_alloc_at: Option<u64>,
+}
+
+/// The driver's pool for a test binary, as Driver Verifier's low-resources
+/// simulation sees it: install it with
+/// `#[global_allocator] static POOL: DriverPool = DriverPool;` and arm
+/// [`Faults::fail_alloc_at`]. Only allocations the core makes while the
+/// simulator runs a driver routine on this thread count (the I/O manager's,
+/// the process manager's and the platform's own do not), so the armed
+/// failure lands on the core's `try_reserve`. An allocation the core made
+/// infallibly would abort the test: this also proves it has none.
+/// Everything else goes to the system allocator unchanged.
+pub struct DriverPool;
+
+/// One thread's view of the pool while it runs a driver routine.
+#[derive(Clone, Copy, Debug)]
+struct PoolThread {
+    in_driver: bool,
+    allocations: u64,
+    fail_at: Option<u64>,
+    failed: u64,
+}
+
+impl PoolThread {
+    const IDLE: PoolThread = PoolThread { in_driver: false, allocations: 0, fail_at: None, failed: 0 };
+}
+
+thread_local! {
+    // Const-initialised and without `Drop`: safe to touch from the allocator.
+    static POOL: Cell<PoolThread> = const { Cell::new(PoolThread::IDLE) };
+}
+
+impl DriverPool {
+    /// Counts an allocation made in a driver routine; `false`: fail it.
+    fn admit() -> bool {
+        POOL.try_with(|cell| {
+            let mut pool = cell.get();
+            if !pool.in_driver {
+                return true;
+            }
+            pool.allocations += 1;
+            let admit = pool.fail_at != Some(pool.allocations);
+            if !admit {
+                pool.failed += 1;
+            }
+            cell.set(pool);
+            admit
+        })
+        .unwrap_or(true)
+    }
+}
+
+// SAFETY: every allocation is either refused with a null pointer (which
+// `GlobalAlloc` allows) or served by `System` with the caller's arguments, and
+// every pointer given back goes to `System`, which allocated it.
+unsafe impl GlobalAlloc for DriverPool {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !Self::admit() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller upholds `alloc`'s contract (non-zero size), passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !Self::admit() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: as `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // A refused growth leaves the old block as it was, as `realloc` must.
+        if !Self::admit() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: `ptr` came from `System` through this allocator with `layout`;
+        // the caller upholds the rest of `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// A driver routine running on this thread; if it unwinds (a Verifier panic),
+/// the thread stops counting as the driver's.
+#[must_use = "hand it back to leave_driver"]
+pub(crate) struct DriverRoutine(());
+
+impl Drop for DriverRoutine {
+    fn drop(&mut self) {
+        POOL.with(|cell| cell.set(PoolThread::IDLE));
+    }
+}
+
+/// While alive, allocations on this thread are not the driver's (the
+/// platform's own work inside a driver routine: the OS's, not the pool's).
+struct OutsideDriver(bool);
+
+impl OutsideDriver {
+    fn new() -> Self {
+        OutsideDriver(POOL.with(|cell| {
+            let mut pool = cell.get();
+            let was = std::mem::replace(&mut pool.in_driver, false);
+            cell.set(pool);
+            was
+        }))
+    }
+}
+
+impl Drop for OutsideDriver {
+    fn drop(&mut self) {
+        let was = self.0;
+        POOL.with(|cell| {
+            let mut pool = cell.get();
+            pool.in_driver = was;
+            cell.set(pool);
+        });
+    }
 }
 
 #[derive(Debug)]
@@ -79,8 +212,16 @@ pub(crate) struct SimPlatform {
     ledger: HashMap<usize, Ledger>,
     ended: HashSet<Pid>,
     attaches: u64,
+    /// Calls since the faults were armed: maps, unmaps that had to attach,
+    /// driver pool allocations.
     maps: u64,
+    attach_calls: u64,
+    allocations: u64,
     faults: Faults,
+    /// Injected faults that fired since they were armed.
+    fired: u64,
+    /// Views released without a user-mode unmap (their owner could not be attached).
+    orphaned: u64,
 }
 
 impl SimPlatform {
@@ -92,7 +233,11 @@ impl SimPlatform {
             ended: HashSet::new(),
             attaches: 0,
             maps: 0,
+            attach_calls: 0,
+            allocations: 0,
             faults: Faults::default(),
+            fired: 0,
+            orphaned: 0,
         }
     }
 
@@ -120,15 +265,48 @@ impl SimPlatform {
     pub fn set_faults(&mut self, faults: Faults) {
         self.faults = faults;
         self.maps = 0;
+        self.attach_calls = 0;
+        self.allocations = 0;
+        self.fired = 0;
+    }
+
+    pub fn faults_fired(&self) -> u64 {
+        self.fired
+    }
+
+    pub fn orphaned(&self) -> u64 {
+        self.orphaned
+    }
+
+    pub fn driver_allocations(&self) -> u64 {
+        self.allocations
+    }
+
+    /// The simulator enters a driver routine on this thread: from now on its
+    /// allocations are the driver pool's (see [`DriverPool`]).
+    pub fn enter_driver(&mut self) -> DriverRoutine {
+        let pool = PoolThread {
+            in_driver: true,
+            allocations: self.allocations,
+            fail_at: self.faults.fail_alloc_at,
+            failed: 0,
+        };
+        POOL.with(|cell| cell.set(pool));
+        DriverRoutine(())
+    }
+
+    /// The driver routine returned: its pool counts are the device's.
+    pub fn leave_driver(&mut self, routine: DriverRoutine) {
+        let pool = POOL.with(|cell| cell.replace(PoolThread::IDLE));
+        self.allocations = pool.allocations;
+        self.fired += pool.failed;
+        drop(routine);
     }
 
     /// `pid` ended: no view of it may exist now or be touched later.
     pub fn process_ended(&mut self, pid: Pid) {
         let left = self.views_of(pid);
-        assert!(
-            left == 0,
-            "DRIVER VERIFIER: {left} view(s) outlived their process {pid}"
-        );
+        assert!(left == 0, "DRIVER VERIFIER: {left} view(s) outlived their process {pid}");
         self.ended.insert(pid);
     }
 
@@ -142,60 +320,50 @@ impl Platform for SimPlatform {
     type View = SimView;
 
     fn map_view(&mut self, span: PageSpan, writable: bool) -> Result<(SimView, u64)> {
+        let _os = OutsideDriver::new();
         self.maps += 1;
         if self.faults.fail_map_at == Some(self.maps) {
+            self.fired += 1;
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         let mut options = MmapOptions::new();
         // CAST: a span of a u32-sized BAR fits usize on a 64-bit host.
-        options
-            .offset(span.byte_offset())
-            .len(span.byte_len() as usize);
-        let map = if writable {
-            options.map_raw(&self.bar.mem)
-        } else {
-            options.map_raw_read_only(&self.bar.mem)
-        };
+        options.offset(span.byte_offset()).len(span.byte_len() as usize);
+        let map = if writable { options.map_raw(&self.bar.mem) } else { options.map_raw_read_only(&self.bar.mem) };
         let map = map.map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
         // CAST: the address is what the "user" gets back as its VA.
         let addr = map.as_ptr() as usize;
-        self.ledger.insert(
-            addr,
-            Ledger {
-                owner: self.context,
-                writable,
-            },
-        );
-        Ok((
-            SimView {
-                map,
-                owner: self.context,
-            },
-            addr as u64,
-        ))
+        self.ledger.insert(addr, Ledger { owner: self.context, writable });
+        Ok((SimView { map, owner: self.context }, addr as u64))
     }
 
     fn unmap_view(&mut self, view: SimView) {
+        let _os = OutsideDriver::new();
         assert!(
             !self.ended.contains(&view.owner),
             "DRIVER VERIFIER: unmapping a view of process {} after it ended",
             view.owner
         );
         // KeStackAttachProcess when the driver runs in another process.
-        let attached = view.owner != self.context;
-        if attached {
-            self.attaches += 1;
+        if view.owner != self.context {
+            self.attach_calls += 1;
+            if self.faults.fail_attach_at == Some(self.attach_calls) {
+                // The owner's address space is gone: nothing to unmap there,
+                // only the platform's own hold to free (below).
+                self.fired += 1;
+                self.orphaned += 1;
+            } else {
+                self.attaches += 1;
+            }
         }
         let addr = view.map.as_ptr() as usize;
         let entry = self.ledger.remove(&addr);
         let Some(ledger) = entry else {
             panic!("DRIVER VERIFIER: view at {addr:#x} unmapped twice or never mapped");
         };
-        assert_eq!(
-            ledger.owner, view.owner,
-            "DRIVER VERIFIER: view at {addr:#x} changed owner"
-        );
-        // munmap, in the owner's (attached) context.
+        assert_eq!(ledger.owner, view.owner, "DRIVER VERIFIER: view at {addr:#x} changed owner");
+        // munmap, in the owner's (attached) context. After a failed attach the
+        // host mapping still goes: in the simulation it is the platform's hold.
         drop(view.map);
     }
 }

@@ -1,0 +1,429 @@
+//! The reference model: the contract (`shared/CONTRACT.md`) as plain data,
+//! written from the contract's text and not from the core. It predicts the
+//! status and the bytes of every request, which views live, each handle's
+//! mapping count, the contexts and the lease holder; [`crate::harness`]
+//! compares the simulated HCA against it after every step.
+//!
+//! It reads request bytes itself (little-endian fields at fixed offsets) and
+//! knows the codes as the contract's table writes them, so a decoder bug in
+//! the driver cannot hide behind the same decoder in the oracle.
+//!
+//! Where the contract leaves a choice (which of several processes still
+//! writing through one handle inherits `writer_pid`), the model accepts any
+//! process the contract allows and then follows the driver's pick.
+
+use mlnx_hca::Status;
+
+/// A process id.
+pub type Pid = u32;
+
+/// The contract's codes, from its table.
+pub const MAP_RO: u32 = 0x003B_6000;
+/// `FW_MAP_CRSPACE_RW`.
+pub const MAP_RW: u32 = 0x003B_E004;
+/// `FW_UNMAP_CRSPACE`.
+pub const UNMAP: u32 = 0x003B_6008;
+/// `FW_QUERY_CRSPACE`.
+pub const QUERY: u32 = 0x003B_600C;
+
+/// The simulated HCA's BARs (contract, "The simulated HCA").
+pub const BAR0: u32 = 1 << 20;
+/// BAR 1 (UAR).
+pub const BAR1: u32 = 8 << 20;
+/// BAR 2 (DDR).
+pub const BAR2: u32 = 256 << 20;
+/// Page size of the mappings.
+pub const PAGE: u64 = 4096;
+
+/// What a handle was opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `GENERIC_READ`.
+    Read,
+    /// `GENERIC_READ | GENERIC_WRITE`.
+    ReadWrite,
+}
+
+impl Access {
+    /// The `FILE_*_ACCESS` bits the handle was granted.
+    fn bits(self) -> u32 {
+        match self {
+            Access::Read => 1,
+            Access::ReadWrite => 3,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandleState {
+    Live,
+    /// Closed, or its process ended.
+    Dead,
+    /// `CreateFile` failed (or a duplicate of a dead handle): every request answers this.
+    Failed(Status),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Handle {
+    pid: Pid,
+    file: usize,
+    access: Access,
+    state: HandleState,
+}
+
+#[derive(Clone, Debug)]
+struct File {
+    handles: usize,
+}
+
+/// A live view as the model knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View {
+    /// Index of the file object (the context) it belongs to.
+    pub file: usize,
+    /// The process that mapped it.
+    pub pid: Pid,
+    /// The VA the map returned.
+    pub va: u64,
+    /// Read-write?
+    pub writable: bool,
+    /// Window offset in BAR 0.
+    pub offset: u32,
+}
+
+/// The lease: which file object holds it, and which process is named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Lease {
+    holder: usize,
+    /// The process named by `writer_pid`; after it lost its last `RW` view,
+    /// any of these may be named (the contract allows each).
+    writer: Writer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Writer {
+    Known(Pid),
+    AnyOf(Vec<Pid>),
+}
+
+/// What a request must do, before it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Fails with this status and changes nothing.
+    Fail(Status),
+    /// A map succeeds: 8 bytes, a VA of this window.
+    Map {
+        /// The handle's file object.
+        file: usize,
+        /// The caller.
+        pid: Pid,
+        /// Read-write?
+        writable: bool,
+        /// Offset asked for.
+        offset: u32,
+    },
+    /// An unmap of this live view succeeds: 0 bytes.
+    Unmap {
+        /// Index in [`Model::views`].
+        view: usize,
+    },
+    /// A query succeeds with exactly these 24 bytes.
+    Query([u8; 24]),
+}
+
+impl Expect {
+    /// The status the caller must see.
+    pub fn status(&self) -> Status {
+        match self {
+            Expect::Fail(status) => *status,
+            _ => Status::SUCCESS,
+        }
+    }
+
+    /// Whether a request succeeding this way could meet an injected fault
+    /// (a failed map or pool allocation) instead.
+    pub fn can_meet_a_fault(&self) -> bool {
+        matches!(self, Expect::Map { .. })
+    }
+}
+
+/// The device and everything open on it.
+#[derive(Clone, Debug)]
+pub struct Model {
+    per_handle: usize,
+    per_device: usize,
+    /// Started, or gone (query-removed or surprise-removed; the same to a tool).
+    gone: bool,
+    handles: Vec<Handle>,
+    files: Vec<File>,
+    views: Vec<View>,
+    lease: Option<Lease>,
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl Model {
+    /// A started device with these quotas.
+    pub fn new(per_handle: u32, per_device: u32) -> Model {
+        Model {
+            per_handle: per_handle as usize,
+            per_device: per_device as usize,
+            gone: false,
+            handles: Vec::new(),
+            files: Vec::new(),
+            views: Vec::new(),
+            lease: None,
+        }
+    }
+
+    /// The process of handle `h`.
+    pub fn pid_of(&self, h: usize) -> Pid {
+        self.handles[h].pid
+    }
+
+    /// Whether handle `h` is open (neither closed, failed, nor of an ended process).
+    pub fn is_live(&self, h: usize) -> bool {
+        self.handles[h].state == HandleState::Live
+    }
+
+    /// The live views.
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// VAs of the live views handle `h`'s process mapped through its file object.
+    pub fn own_views(&self, h: usize) -> Vec<u64> {
+        let Handle { file, pid, .. } = self.handles[h];
+        self.views.iter().filter(|v| v.file == file && v.pid == pid).map(|v| v.va).collect()
+    }
+
+    /// Live views of handle `h`'s file object (`mapping_count` of a query).
+    pub fn mapping_count(&self, h: usize) -> usize {
+        let file = self.handles[h].file;
+        self.views.iter().filter(|v| v.file == file).count()
+    }
+
+    /// Views owned by `pid`.
+    pub fn views_of(&self, pid: Pid) -> usize {
+        self.views.iter().filter(|v| v.pid == pid).count()
+    }
+
+    /// Read-write views, all handles.
+    pub fn writable_views(&self) -> usize {
+        self.views.iter().filter(|v| v.writable).count()
+    }
+
+    /// Contexts the driver holds: file objects with a handle left.
+    pub fn contexts(&self) -> usize {
+        self.files.iter().filter(|f| f.handles > 0).count()
+    }
+
+    /// Whether the device was removed (either way).
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
+
+    /// The status `CreateFile` gets now.
+    pub fn open_status(&self) -> Status {
+        if self.gone {
+            Status::DELETE_PENDING
+        } else {
+            Status::SUCCESS
+        }
+    }
+
+    /// `CreateFile` from `pid` answered `status` (the prediction, or an
+    /// injected allocation failure); records the handle either way.
+    pub fn opened(&mut self, pid: Pid, access: Access, status: Status) {
+        let state = if status == Status::SUCCESS { HandleState::Live } else { HandleState::Failed(status) };
+        let file = self.files.len();
+        self.files.push(File { handles: usize::from(state == HandleState::Live) });
+        self.handles.push(Handle { pid, file, access, state });
+    }
+
+    /// `DuplicateHandle(h)` into `pid`.
+    pub fn duplicate(&mut self, h: usize, pid: Pid) {
+        let from = self.handles[h];
+        if from.state == HandleState::Live {
+            self.files[from.file].handles += 1;
+            self.handles.push(Handle { pid, ..from });
+        } else {
+            self.handles.push(Handle { pid, state: HandleState::Failed(Status::INVALID_HANDLE), ..from });
+        }
+    }
+
+    /// Predicts `DeviceIoControl(h, code, input, out_len)`, in the contract's
+    /// order of checks.
+    pub fn predict(&self, h: usize, code: u32, input: &[u8], out_len: usize) -> Expect {
+        let handle = self.handles[h];
+        match handle.state {
+            HandleState::Failed(status) => return Expect::Fail(status),
+            HandleState::Dead => return Expect::Fail(Status::INVALID_HANDLE),
+            HandleState::Live => {}
+        }
+        // The I/O manager: the code's access bits against the handle's.
+        if (code >> 14) & 3 & !handle.access.bits() != 0 {
+            return Expect::Fail(Status::ACCESS_DENIED);
+        }
+        if self.gone {
+            return Expect::Fail(Status::DELETE_PENDING);
+        }
+        let (in_len, block_out) = match code {
+            MAP_RO | MAP_RW => (12, 8),
+            UNMAP => (8, 0),
+            QUERY => (0, 24),
+            _ => return Expect::Fail(Status::INVALID_DEVICE_REQUEST),
+        };
+        if input.len() < in_len || out_len < block_out {
+            return Expect::Fail(Status::BUFFER_TOO_SMALL);
+        }
+        match code {
+            MAP_RO | MAP_RW => self.predict_map(&handle, code == MAP_RW, input),
+            UNMAP => {
+                let va = u64::from(le_u32(input, 0)) | (u64::from(le_u32(input, 4)) << 32);
+                match self.views.iter().position(|v| v.file == handle.file && v.pid == handle.pid && v.va == va) {
+                    Some(view) => Expect::Unmap { view },
+                    None => Expect::Fail(Status::INVALID_PARAMETER),
+                }
+            }
+            _ => {
+                let mut out = [0u8; 24];
+                let writer = match &self.lease {
+                    Some(Lease { writer: Writer::Known(pid), .. }) => *pid,
+                    Some(Lease { writer: Writer::AnyOf(_), .. }) => unreachable!("settled after every step"),
+                    None => 0,
+                };
+                // CAST: bounded by the quota.
+                let count = self.views.iter().filter(|v| v.file == handle.file).count() as u32;
+                for (i, field) in [BAR0, BAR1, BAR2, writer, count, 0].into_iter().enumerate() {
+                    out[i * 4..i * 4 + 4].copy_from_slice(&field.to_le_bytes());
+                }
+                Expect::Query(out)
+            }
+        }
+    }
+
+    fn predict_map(&self, handle: &Handle, writable: bool, input: &[u8]) -> Expect {
+        let (bar, offset, size) = (le_u32(input, 0), le_u32(input, 4), le_u32(input, 8));
+        match bar {
+            0 => {}
+            1 | 2 => return Expect::Fail(Status::NOT_IMPLEMENTED),
+            _ => return Expect::Fail(Status::INVALID_PARAMETER),
+        }
+        if offset % 4 != 0 || size % 4 != 0 || size == 0 || u64::from(offset) + u64::from(size) > u64::from(BAR0) {
+            return Expect::Fail(Status::INVALID_PARAMETER);
+        }
+        let mine = self.views.iter().filter(|v| v.file == handle.file).count();
+        if mine >= self.per_handle || self.views.len() >= self.per_device {
+            return Expect::Fail(Status::INSUFFICIENT_RESOURCES);
+        }
+        if writable && self.lease.as_ref().is_some_and(|l| l.holder != handle.file) {
+            return Expect::Fail(Status::DEVICE_BUSY);
+        }
+        Expect::Map { file: handle.file, pid: handle.pid, writable, offset }
+    }
+
+    /// The request predicted as `expect` succeeded (`va`: what a map returned).
+    pub fn succeeded(&mut self, expect: &Expect, va: u64) {
+        match *expect {
+            Expect::Map { file, pid, writable, offset } => {
+                self.views.push(View { file, pid, va, writable, offset });
+                if writable && self.lease.is_none() {
+                    self.lease = Some(Lease { holder: file, writer: Writer::Known(pid) });
+                }
+            }
+            Expect::Unmap { view } => {
+                let gone = self.views.remove(view);
+                self.settle(gone.file);
+            }
+            Expect::Query(_) | Expect::Fail(_) => {}
+        }
+    }
+
+    /// `CloseHandle(h)`: the file object's last handle sends the cleanup.
+    pub fn close(&mut self, h: usize) {
+        if self.handles[h].state != HandleState::Live {
+            return;
+        }
+        self.handles[h].state = HandleState::Dead;
+        let file = self.handles[h].file;
+        self.files[file].handles -= 1;
+        if self.files[file].handles == 0 {
+            self.views.retain(|v| v.file != file);
+            self.settle(file);
+        }
+    }
+
+    /// Process `pid` ends: its handles close, then every view it owns goes.
+    pub fn terminate(&mut self, pid: Pid) {
+        for h in 0..self.handles.len() {
+            if self.handles[h].pid == pid {
+                self.close(h);
+            }
+        }
+        let files: Vec<usize> = self.views.iter().filter(|v| v.pid == pid).map(|v| v.file).collect();
+        self.views.retain(|v| v.pid != pid);
+        for file in files {
+            self.settle(file);
+        }
+    }
+
+    /// The PnP manager's query-remove: refused while a view lives or a handle is open.
+    pub fn query_remove(&mut self) -> Status {
+        if !self.views.is_empty() || self.contexts() > 0 {
+            return Status::DEVICE_BUSY;
+        }
+        self.gone = true;
+        Status::SUCCESS
+    }
+
+    /// Surprise removal: every view and the lease are revoked.
+    pub fn surprise_remove(&mut self) {
+        self.views.clear();
+        self.lease = None;
+        self.gone = true;
+    }
+
+    /// After `RW` views of `file` went: the lease ends with its holder's last
+    /// `RW` view; if the named process lost its last one, another process
+    /// still writing through the same handle is named.
+    fn settle(&mut self, file: usize) {
+        let Some(lease) = &mut self.lease else { return };
+        if lease.holder != file {
+            return;
+        }
+        let mut writers: Vec<Pid> = self.views.iter().filter(|v| v.file == file && v.writable).map(|v| v.pid).collect();
+        writers.sort_unstable();
+        writers.dedup();
+        if writers.is_empty() {
+            self.lease = None;
+        } else if let Writer::Known(pid) = lease.writer {
+            if !writers.contains(&pid) {
+                lease.writer = if writers.len() == 1 { Writer::Known(writers[0]) } else { Writer::AnyOf(writers) };
+            }
+        }
+    }
+
+    /// The lease holder's process, after a step: checks the device named one
+    /// the contract allows, and follows its pick.
+    pub fn writer_pid(&mut self, actual: Option<Pid>) -> Result<(), String> {
+        let want = match &self.lease {
+            None => None,
+            Some(Lease { writer: Writer::Known(pid), .. }) => Some(*pid),
+            Some(Lease { writer: Writer::AnyOf(allowed), holder }) => match actual {
+                Some(pid) if allowed.contains(&pid) => {
+                    self.lease = Some(Lease { holder: *holder, writer: Writer::Known(pid) });
+                    Some(pid)
+                }
+                _ => return Err(format!("writer_pid {actual:?}, the contract allows one of {allowed:?}")),
+            },
+        };
+        if want == actual {
+            Ok(())
+        } else {
+            Err(format!("writer_pid {actual:?}, the model says {want:?}"))
+        }
+    }
+}
