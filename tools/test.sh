@@ -6,7 +6,7 @@
 #   tools/test.sh            # everything
 #   tools/test.sh host       # only the host tests (cargo test), quick
 #
-# Stages: host tests; the Windows image (cross build of mlnx_hca.sys, default
+# Stages: host tests; fuzz smoke; ThreadSanitizer; the Windows image (cross build of mlnx_hca.sys, default
 # and legacy-pool, checked as a loader would); the image under Wine; benches
 # compile.
 set -euo pipefail
@@ -52,6 +52,14 @@ tools/crspace/check-windows.sh clippy
 done_stage
 
 [ "$ONLY" = host ] && exit 0
+
+stage "fuzz smoke: kept corpus, then 25 s of cargo fuzz against the reference model"
+fuzz/run.sh smoke
+done_stage
+
+stage "concurrency stress under ThreadSanitizer"
+fuzz/tsan.sh
+done_stage
 
 stage "Windows image: cross build of mlnx_hca.sys (release), clippy -D warnings"
 tools/wdk-cross/build.sh clippy -- -D warnings
