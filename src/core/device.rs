@@ -104,13 +104,15 @@ struct CaSlot<V> {
 /// One HCA. Every method is one step of the driver's life, called by the
 /// Windows layer (or the simulator) under the device's lock.
 pub struct Device<P: Platform> {
-    platform: P,
     bars: BarSizes,
     config: Config,
     state: PnpState,
     cas: Vec<CaSlot<P::View>>,
     live_views: usize,
     lease: Option<LeaseState>,
+    /// Declared last, so dropped last: the platform owns BAR 0, which must
+    /// outlive any view a context could still hold.
+    platform: P,
 }
 
 impl<P: Platform> Device<P> {
@@ -438,7 +440,9 @@ impl<P: Platform> Device<P> {
     /// Returns the views it unmapped.
     pub fn surprise_remove(&mut self) -> usize {
         let unmapped = self.revoke_all();
-        self.state = PnpState::SurpriseRemoved;
+        if self.state != PnpState::Removed {
+            self.state = PnpState::SurpriseRemoved;
+        }
         unmapped
     }
 
