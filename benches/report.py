@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Prints the four ratios of `cargo bench --bench crspace` against their targets.
+
+Reads criterion's `<target>/criterion/<group>/<bench>/new/estimates.json`
+(the latest run of each bench) and prints one line per comparison: name, the
+two times, their ratio, the target and PASS or MISS. The ratio uses the median
+by default (`--stat mean` for the mean); the bracket is the ratio's range over
+the two 95% confidence intervals, as a reminder of how noisy the run was.
+
+Usage: python3 benches/report.py [--target-dir DIR] [--stat median|mean] [--strict]
+Exit status: 0, or with --strict 1 when a comparison misses its target or has
+no data.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+# (name, group, numerator bench, denominator bench, relation, target).
+# The ratio is numerator / denominator; "<=" passes when ratio <= target and
+# ">=" when ratio >= target.
+COMPARISONS = [
+    ("map+unmap 1 page: ioctl vs bare mmap", "map_unmap_page", "ioctl", "bare_mmap", "<=", 1.15),
+    ("unmap: 10,000 live vs 1 live", "unmap_lookup", "live_10000", "live_1", "<=", 1.5),
+    ("cleanup: 10,000 vs 1,000 mappings", "cleanup", "mappings_10000", "mappings_1000", "<=", 12.0),
+    ("read 1 MiB: per-dword request vs mapping", "read_1mib", "per_dword_request", "mapping", ">=", 20.0),
+]
+
+# Shown for information, without a target.
+EXTRA = [
+    ("unmap: 10,000 live vs 1 alone (no ballast)", "unmap_lookup", "live_10000", "live_1_alone"),
+    ("cleanup: 10,000 vs 1,000 + 9,000 ballast", "cleanup", "mappings_10000", "mappings_1000_ballast"),
+]
+
+
+def target_dir(arg):
+    if arg:
+        return arg
+    if os.environ.get("CARGO_TARGET_DIR"):
+        return os.environ["CARGO_TARGET_DIR"]
+    # benches/report.py -> the crate root's target/.
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "target")
+
+
+def estimate(root, group, bench, stat):
+    """(point, lower, upper) in ns, or None when the bench has not run."""
+    path = os.path.join(root, "criterion", group, bench, "new", "estimates.json")
+    try:
+        with open(path) as f:
+            est = json.load(f)[stat]
+    except (OSError, KeyError, ValueError):
+        return None
+    ci = est["confidence_interval"]
+    return est["point_estimate"], ci["lower_bound"], ci["upper_bound"]
+
+
+def fmt_time(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    return f"{os.cpu_count()} CPUs, {model}; load average now {load}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target-dir", help="cargo's target directory (default: $CARGO_TARGET_DIR or ./target)")
+    ap.add_argument("--stat", choices=("median", "mean"), default="median")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed or data is missing")
+    args = ap.parse_args()
+    root = target_dir(args.target_dir)
+
+    print(f"machine: {machine()}")
+    print(f"statistic: {args.stat}; ratio = first / second; [range over both 95% CIs]")
+    width = max(len(c[0]) for c in COMPARISONS + EXTRA)
+    failed = False
+    for name, group, num, den, rel, target in COMPARISONS + [e + (None, None) for e in EXTRA]:
+        a = estimate(root, group, num, args.stat)
+        b = estimate(root, group, den, args.stat)
+        if a is None or b is None:
+            missing = f"{group}/{num}" if a is None else f"{group}/{den}"
+            print(f"{name:<{width}}  no data ({missing}: run `cargo bench --bench crspace`)")
+            failed |= target is not None
+            continue
+        ratio = a[0] / b[0]
+        lo, hi = a[1] / b[2], a[2] / b[1]
+        line = f"{name:<{width}}  {fmt_time(a[0]):>9} vs {fmt_time(b[0]):>9}  ratio {ratio:8.3f}x [{lo:.3f}-{hi:.3f}]"
+        if target is None:
+            print(f"{line}  (information)")
+            continue
+        ok = ratio <= target if rel == "<=" else ratio >= target
+        failed |= not ok
+        print(f"{line}  target {rel} {target:g}x  {'PASS' if ok else 'MISS'}")
+    return 1 if failed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
