@@ -184,11 +184,7 @@ impl Ioctl {
         Ok(match self {
             Ioctl::MapReadOnly | Ioctl::MapReadWrite => Request::Map {
                 writable: self == Ioctl::MapReadWrite,
-                params: MapCrSpaceIn {
-                    bar_num: le_u32(input, 0),
-                    offset: le_u32(input, 4),
-                    size: le_u32(input, 8),
-                },
+                params: MapCrSpaceIn { bar_num: le_u32(input, 0), offset: le_u32(input, 4), size: le_u32(input, 8) },
             },
             Ioctl::Unmap => Request::Unmap(UnmapCrSpaceIn { va: le_u64(input, 0) }),
             Ioctl::Query => Request::Query,
@@ -318,10 +314,7 @@ mod tests {
         let bytes = map.to_bytes();
         assert_eq!(Ioctl::MapReadOnly.decode(&bytes[..11], 8), Err(Status::BUFFER_TOO_SMALL));
         assert_eq!(Ioctl::MapReadOnly.decode(&bytes, 7), Err(Status::BUFFER_TOO_SMALL));
-        assert_eq!(
-            Ioctl::MapReadWrite.decode(&bytes, 8),
-            Ok(Request::Map { writable: true, params: map })
-        );
+        assert_eq!(Ioctl::MapReadWrite.decode(&bytes, 8), Ok(Request::Map { writable: true, params: map }));
         assert_eq!(Ioctl::Query.decode(&[], 23), Err(Status::BUFFER_TOO_SMALL));
         assert_eq!(Ioctl::Query.decode(&[1, 2, 3], 24), Ok(Request::Query));
         assert_eq!(Ioctl::Unmap.decode(&[0; 7], 0), Err(Status::BUFFER_TOO_SMALL));
@@ -329,7 +322,8 @@ mod tests {
 
     #[test]
     fn query_round_trips_and_writes_zero_reserved() {
-        let q = QueryCrSpaceOut { bar0_size: 1, bar1_size: 2, bar2_size: 3, writer_pid: 4, mapping_count: 5, reserved: 9 };
+        let q =
+            QueryCrSpaceOut { bar0_size: 1, bar1_size: 2, bar2_size: 3, writer_pid: 4, mapping_count: 5, reserved: 9 };
         let mut out = [0xAAu8; 30];
         assert_eq!(Response::Query(q).encode(&mut out), 24);
         assert_eq!(QueryCrSpaceOut::from_bytes(&out), Some(QueryCrSpaceOut { reserved: 0, ..q }));

@@ -19,53 +19,20 @@ fn rust_side() -> BTreeMap<String, u64> {
     put("FW_UNMAP_CRSPACE", FW_UNMAP_CRSPACE as usize);
     put("FW_QUERY_CRSPACE", FW_QUERY_CRSPACE as usize);
     put("sizeof(FW_MAP_CRSPACE_IN)", size_of::<MapCrSpaceIn>());
-    put(
-        "offsetof(FW_MAP_CRSPACE_IN, bar_num)",
-        offset_of!(MapCrSpaceIn, bar_num),
-    );
-    put(
-        "offsetof(FW_MAP_CRSPACE_IN, offset)",
-        offset_of!(MapCrSpaceIn, offset),
-    );
-    put(
-        "offsetof(FW_MAP_CRSPACE_IN, size)",
-        offset_of!(MapCrSpaceIn, size),
-    );
+    put("offsetof(FW_MAP_CRSPACE_IN, bar_num)", offset_of!(MapCrSpaceIn, bar_num));
+    put("offsetof(FW_MAP_CRSPACE_IN, offset)", offset_of!(MapCrSpaceIn, offset));
+    put("offsetof(FW_MAP_CRSPACE_IN, size)", offset_of!(MapCrSpaceIn, size));
     put("sizeof(FW_MAP_CRSPACE_OUT)", size_of::<MapCrSpaceOut>());
-    put(
-        "offsetof(FW_MAP_CRSPACE_OUT, va)",
-        offset_of!(MapCrSpaceOut, va),
-    );
+    put("offsetof(FW_MAP_CRSPACE_OUT, va)", offset_of!(MapCrSpaceOut, va));
     put("sizeof(FW_UNMAP_CRSPACE_IN)", size_of::<UnmapCrSpaceIn>());
-    put(
-        "offsetof(FW_UNMAP_CRSPACE_IN, va)",
-        offset_of!(UnmapCrSpaceIn, va),
-    );
+    put("offsetof(FW_UNMAP_CRSPACE_IN, va)", offset_of!(UnmapCrSpaceIn, va));
     put("sizeof(FW_QUERY_CRSPACE_OUT)", size_of::<QueryCrSpaceOut>());
-    put(
-        "offsetof(FW_QUERY_CRSPACE_OUT, bar0_size)",
-        offset_of!(QueryCrSpaceOut, bar0_size),
-    );
-    put(
-        "offsetof(FW_QUERY_CRSPACE_OUT, bar1_size)",
-        offset_of!(QueryCrSpaceOut, bar1_size),
-    );
-    put(
-        "offsetof(FW_QUERY_CRSPACE_OUT, bar2_size)",
-        offset_of!(QueryCrSpaceOut, bar2_size),
-    );
-    put(
-        "offsetof(FW_QUERY_CRSPACE_OUT, writer_pid)",
-        offset_of!(QueryCrSpaceOut, writer_pid),
-    );
-    put(
-        "offsetof(FW_QUERY_CRSPACE_OUT, mapping_count)",
-        offset_of!(QueryCrSpaceOut, mapping_count),
-    );
-    put(
-        "offsetof(FW_QUERY_CRSPACE_OUT, reserved)",
-        offset_of!(QueryCrSpaceOut, reserved),
-    );
+    put("offsetof(FW_QUERY_CRSPACE_OUT, bar0_size)", offset_of!(QueryCrSpaceOut, bar0_size));
+    put("offsetof(FW_QUERY_CRSPACE_OUT, bar1_size)", offset_of!(QueryCrSpaceOut, bar1_size));
+    put("offsetof(FW_QUERY_CRSPACE_OUT, bar2_size)", offset_of!(QueryCrSpaceOut, bar2_size));
+    put("offsetof(FW_QUERY_CRSPACE_OUT, writer_pid)", offset_of!(QueryCrSpaceOut, writer_pid));
+    put("offsetof(FW_QUERY_CRSPACE_OUT, mapping_count)", offset_of!(QueryCrSpaceOut, mapping_count));
+    put("offsetof(FW_QUERY_CRSPACE_OUT, reserved)", offset_of!(QueryCrSpaceOut, reserved));
     m
 }
 
@@ -111,7 +78,6 @@ fn header_matches_rust_abi() {
 fn header_matches_rust_abi_for_32_bit_callers() {
     // WOW64 callers use the same blocks. The test command installs
     // gcc-multilib so that the compiler can build -m32.
-    let c =
-        c_side(&["-m32"], "m32").expect("the header must compile with -m32 (install gcc-multilib)");
+    let c = c_side(&["-m32"], "m32").expect("the header must compile with -m32 (install gcc-multilib)");
     assert_eq!(c, rust_side());
 }

@@ -7,9 +7,7 @@ mod common;
 
 use common::*;
 use mlnx_hca::abi::*;
-use mlnx_hca::sim::{
-    SimAccess, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_DEVICE_ID,
-};
+use mlnx_hca::sim::{SimAccess, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_DEVICE_ID};
 use mlnx_hca::Status;
 
 const A: u32 = 100;
@@ -18,24 +16,10 @@ const C: u32 = 300;
 
 /// A bad request gets its status, writes nothing to the output buffer and
 /// leaves nothing behind.
-fn refused(
-    hca: &SimHca,
-    h: &mlnx_hca::sim::SimHandle,
-    code: u32,
-    input: &[u8],
-    out_len: usize,
-    want: Status,
-) {
+fn refused(hca: &SimHca, h: &mlnx_hca::sim::SimHandle, code: u32, input: &[u8], out_len: usize, want: Status) {
     let mut out = vec![0xA5u8; out_len];
-    assert_eq!(
-        st(h.ioctl(code, input, &mut out)),
-        Err(want),
-        "code {code:#x} input {input:02x?} out {out_len}"
-    );
-    assert!(
-        out.iter().all(|&b| b == 0xA5),
-        "a failed request leaves the output buffer as it was"
-    );
+    assert_eq!(st(h.ioctl(code, input, &mut out)), Err(want), "code {code:#x} input {input:02x?} out {out_len}");
+    assert!(out.iter().all(|&b| b == 0xA5), "a failed request leaves the output buffer as it was");
     assert_eq!(hca.live_views(), 0, "a failed request maps nothing");
     assert_eq!(hca.writer_pid(), None, "a failed request takes no lease");
     assert_eq!(query(h).mapping_count, 0);
@@ -47,116 +31,25 @@ fn every_bad_input_has_its_status_and_changes_nothing() {
     let h = hca.open(A, SimAccess::ReadWrite);
     for code in [FW_MAP_CRSPACE_RO, FW_MAP_CRSPACE_RW] {
         // Short buffers.
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 0, 4)[..11],
-            8,
-            Status::BUFFER_TOO_SMALL,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 0, 4),
-            7,
-            Status::BUFFER_TOO_SMALL,
-        );
+        refused(&hca, &h, code, &map_in(0, 0, 4)[..11], 8, Status::BUFFER_TOO_SMALL);
+        refused(&hca, &h, code, &map_in(0, 0, 4), 7, Status::BUFFER_TOO_SMALL);
         refused(&hca, &h, code, &[], 0, Status::BUFFER_TOO_SMALL);
         // BARs other than 0.
         refused(&hca, &h, code, &map_in(1, 0, 4), 8, Status::NOT_IMPLEMENTED);
         refused(&hca, &h, code, &map_in(2, 0, 4), 8, Status::NOT_IMPLEMENTED);
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(3, 0, 4),
-            8,
-            Status::INVALID_PARAMETER,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0x8000_0000, 0, 4),
-            8,
-            Status::INVALID_PARAMETER,
-        );
+        refused(&hca, &h, code, &map_in(3, 0, 4), 8, Status::INVALID_PARAMETER);
+        refused(&hca, &h, code, &map_in(0x8000_0000, 0, 4), 8, Status::INVALID_PARAMETER);
         // Alignment, size, bounds, overflow.
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 0xF0016, 4),
-            8,
-            Status::INVALID_PARAMETER,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 0xF0014, 6),
-            8,
-            Status::INVALID_PARAMETER,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 0xF0014, 0),
-            8,
-            Status::INVALID_PARAMETER,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, SIM_BAR0_SIZE - 4, 8),
-            8,
-            Status::INVALID_PARAMETER,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, SIM_BAR0_SIZE, 4),
-            8,
-            Status::INVALID_PARAMETER,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 0xFFFF_FFFC, 8),
-            8,
-            Status::INVALID_PARAMETER,
-        );
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 4, u32::MAX - 3),
-            8,
-            Status::INVALID_PARAMETER,
-        );
+        refused(&hca, &h, code, &map_in(0, 0xF0016, 4), 8, Status::INVALID_PARAMETER);
+        refused(&hca, &h, code, &map_in(0, 0xF0014, 6), 8, Status::INVALID_PARAMETER);
+        refused(&hca, &h, code, &map_in(0, 0xF0014, 0), 8, Status::INVALID_PARAMETER);
+        refused(&hca, &h, code, &map_in(0, SIM_BAR0_SIZE - 4, 8), 8, Status::INVALID_PARAMETER);
+        refused(&hca, &h, code, &map_in(0, SIM_BAR0_SIZE, 4), 8, Status::INVALID_PARAMETER);
+        refused(&hca, &h, code, &map_in(0, 0xFFFF_FFFC, 8), 8, Status::INVALID_PARAMETER);
+        refused(&hca, &h, code, &map_in(0, 4, u32::MAX - 3), 8, Status::INVALID_PARAMETER);
     }
-    refused(
-        &hca,
-        &h,
-        FW_UNMAP_CRSPACE,
-        &[0; 7],
-        0,
-        Status::BUFFER_TOO_SMALL,
-    );
-    refused(
-        &hca,
-        &h,
-        FW_QUERY_CRSPACE,
-        &[],
-        23,
-        Status::BUFFER_TOO_SMALL,
-    );
+    refused(&hca, &h, FW_UNMAP_CRSPACE, &[0; 7], 0, Status::BUFFER_TOO_SMALL);
+    refused(&hca, &h, FW_QUERY_CRSPACE, &[], 23, Status::BUFFER_TOO_SMALL);
     // Unknown codes, and known codes with other bits: the full code is compared.
     for code in [
         0,
@@ -166,14 +59,7 @@ fn every_bad_input_has_its_status_and_changes_nothing() {
         FW_MAP_CRSPACE_RO | 0x8000_0000,                          // reserved high bit
         FW_QUERY_CRSPACE | 0x1_0000_0000u64 as u32 | 0x0040_0000, // another device type
     ] {
-        refused(
-            &hca,
-            &h,
-            code,
-            &map_in(0, 0, 4),
-            8,
-            Status::INVALID_DEVICE_REQUEST,
-        );
+        refused(&hca, &h, code, &map_in(0, 0, 4), 8, Status::INVALID_DEVICE_REQUEST);
     }
 }
 
@@ -184,26 +70,14 @@ fn checks_run_in_the_contract_order() {
     // Access before lengths: a read-only handle asking RW with a short buffer.
     refused(&hca, &ro, FW_MAP_CRSPACE_RW, &[], 0, Status::ACCESS_DENIED);
     // Lengths before parameters.
-    refused(
-        &hca,
-        &ro,
-        FW_MAP_CRSPACE_RO,
-        &map_in(7, 3, 0),
-        4,
-        Status::BUFFER_TOO_SMALL,
-    );
+    refused(&hca, &ro, FW_MAP_CRSPACE_RO, &map_in(7, 3, 0), 4, Status::BUFFER_TOO_SMALL);
     // Parameters before quota and lease.
     let w = hca.open(B, SimAccess::ReadWrite);
     let va = map(&w, true, 0, 4).unwrap();
     let rw = hca.open(C, SimAccess::ReadWrite);
-    let views: Vec<u64> = (0..64)
-        .map(|i| map(&rw, false, i * 4, 4).unwrap())
-        .collect();
+    let views: Vec<u64> = (0..64).map(|i| map(&rw, false, i * 4, 4).unwrap()).collect();
     let mut out = [0u8; 8];
-    assert_eq!(
-        st(rw.ioctl(FW_MAP_CRSPACE_RW, &map_in(0, 2, 4), &mut out)),
-        Err(Status::INVALID_PARAMETER)
-    );
+    assert_eq!(st(rw.ioctl(FW_MAP_CRSPACE_RW, &map_in(0, 2, 4), &mut out)), Err(Status::INVALID_PARAMETER));
     // Quota before lease: at its quota and facing another's lease, the quota answers.
     assert_eq!(map(&rw, true, 0, 4), Err(Status::INSUFFICIENT_RESOURCES));
     unmap(&rw, views[0]).unwrap();
@@ -216,16 +90,8 @@ fn a_read_only_view_reads_the_device() {
     let hca = SimHca::new();
     let h = hca.open(A, SimAccess::Read);
     let va = map(&h, false, 0xF0014, 4).unwrap();
-    assert_eq!(
-        peek(va),
-        SIM_DEVICE_ID,
-        "the device id through a read-only view"
-    );
-    assert_eq!(
-        va % 4096,
-        0x014,
-        "the VA of the offset itself, not of its page"
-    );
+    assert_eq!(peek(va), SIM_DEVICE_ID, "the device id through a read-only view");
+    assert_eq!(va % 4096, 0x014, "the VA of the offset itself, not of its page");
     hca.write_dword(0xF0014, 0x1234_5678);
     assert_eq!(peek(va), 0x1234_5678, "the view follows the device");
     // A window over several pages, ending at the BAR's last dword.
@@ -251,21 +117,9 @@ fn a_write_through_a_read_only_view_faults_and_through_a_read_write_view_lands()
         child == Err(libc::SIGSEGV) || child == Err(libc::SIGBUS),
         "a write through a read-only view must fault, child ended {child:?}"
     );
-    assert_eq!(
-        hca.read_dword(0x100),
-        0,
-        "the refused write did not reach the device"
-    );
-    assert_eq!(
-        in_child(|| poke(rw, 0xDEAD_BEEF)),
-        Ok(0),
-        "the same write through a RW view does not fault"
-    );
-    assert_eq!(
-        hca.read_dword(0x100),
-        0xDEAD_BEEF,
-        "and lands in the device (shared BAR)"
-    );
+    assert_eq!(hca.read_dword(0x100), 0, "the refused write did not reach the device");
+    assert_eq!(in_child(|| poke(rw, 0xDEAD_BEEF)), Ok(0), "the same write through a RW view does not fault");
+    assert_eq!(hca.read_dword(0x100), 0xDEAD_BEEF, "and lands in the device (shared BAR)");
     poke(rw, 0x0000_5A5A);
     assert_eq!(hca.read_dword(0x100), 0x5A5A);
     assert_eq!(peek(ro), 0x5A5A, "readers see the writer");
@@ -280,28 +134,16 @@ fn one_writer_at_a_time_and_readers_any_time() {
     let w1 = map(&first, true, 0, 4).unwrap();
     let w2 = map(&first, true, 0x1000, 4).unwrap();
     assert_eq!(query(&reader).writer_pid, A);
-    assert_eq!(
-        map(&second, true, 0, 4),
-        Err(Status::DEVICE_BUSY),
-        "the second writer is refused at once"
-    );
+    assert_eq!(map(&second, true, 0, 4), Err(Status::DEVICE_BUSY), "the second writer is refused at once");
     assert_eq!(hca.writable_views(), 2);
     let r = map(&reader, false, 0, 4).unwrap();
     let r2 = map(&second, false, 0, 4).unwrap();
     unmap(&second, r2).unwrap();
     unmap(&first, w1).unwrap();
-    assert_eq!(
-        map(&second, true, 0, 4),
-        Err(Status::DEVICE_BUSY),
-        "the lease lasts while the holder has a RW view"
-    );
+    assert_eq!(map(&second, true, 0, 4), Err(Status::DEVICE_BUSY), "the lease lasts while the holder has a RW view");
     let own_ro = map(&first, false, 0, 4).unwrap();
     unmap(&first, w2).unwrap();
-    assert_eq!(
-        hca.writer_pid(),
-        None,
-        "a read-only view does not keep the lease"
-    );
+    assert_eq!(hca.writer_pid(), None, "a read-only view does not keep the lease");
     let s = map(&second, true, 0, 4).unwrap();
     assert_eq!(query(&reader).writer_pid, B);
     assert_eq!(map(&first, true, 0, 4), Err(Status::DEVICE_BUSY));
@@ -320,14 +162,7 @@ fn one_writer_at_a_time_and_readers_any_time() {
 fn a_read_only_handle_cannot_map_read_write() {
     let hca = SimHca::new();
     let h = hca.open(A, SimAccess::Read);
-    refused(
-        &hca,
-        &h,
-        FW_MAP_CRSPACE_RW,
-        &map_in(0, 0, 4),
-        8,
-        Status::ACCESS_DENIED,
-    );
+    refused(&hca, &h, FW_MAP_CRSPACE_RW, &map_in(0, 0, 4), 8, Status::ACCESS_DENIED);
     assert!(map(&h, false, 0, 4).is_ok(), "it can still read");
 }
 
@@ -339,36 +174,16 @@ fn unmap_of_a_bogus_or_foreign_va_changes_nothing() {
     let va = map(&mine, true, 0xF0014, 4).unwrap();
     let before = (hca.live_views(), hca.writer_pid());
     for bogus in [0, 1, va + 4, va - 0x14, u64::MAX, 0xFFFF_8000_0000_0000] {
-        assert_eq!(
-            unmap(&mine, bogus),
-            Err(Status::INVALID_PARAMETER),
-            "{bogus:#x}"
-        );
+        assert_eq!(unmap(&mine, bogus), Err(Status::INVALID_PARAMETER), "{bogus:#x}");
     }
-    assert_eq!(
-        unmap(&other, va),
-        Err(Status::INVALID_PARAMETER),
-        "another handle's VA"
-    );
+    assert_eq!(unmap(&other, va), Err(Status::INVALID_PARAMETER), "another handle's VA");
     // The same number from another process through a duplicate.
     let dup = mine.duplicate(B);
-    assert_eq!(
-        unmap(&dup, va),
-        Err(Status::INVALID_PARAMETER),
-        "another process's VA"
-    );
-    assert_eq!(
-        (hca.live_views(), hca.writer_pid()),
-        before,
-        "nothing changed"
-    );
+    assert_eq!(unmap(&dup, va), Err(Status::INVALID_PARAMETER), "another process's VA");
+    assert_eq!((hca.live_views(), hca.writer_pid()), before, "nothing changed");
     assert_eq!(peek(va), SIM_DEVICE_ID, "the view still works");
     unmap(&mine, va).unwrap();
-    assert_eq!(
-        unmap(&mine, va),
-        Err(Status::INVALID_PARAMETER),
-        "a VA unmaps once"
-    );
+    assert_eq!(unmap(&mine, va), Err(Status::INVALID_PARAMETER), "a VA unmaps once");
     assert_idle(&hca);
 }
 
@@ -376,27 +191,20 @@ fn unmap_of_a_bogus_or_foreign_va_changes_nothing() {
 fn quotas_per_handle_and_per_device() {
     let hca = SimHca::new();
     let greedy = hca.open(A, SimAccess::Read);
-    let vas: Vec<u64> = (0..64)
-        .map(|i| map(&greedy, false, i * 4096, 4).unwrap())
-        .collect();
+    let vas: Vec<u64> = (0..64).map(|i| map(&greedy, false, i * 4096, 4).unwrap()).collect();
     refused_quota(&hca, &greedy, 64);
     // One handle at its quota never stops another.
     let modest = hca.open(B, SimAccess::Read);
     let m = map(&modest, false, 0, 4).unwrap();
     unmap(&modest, m).unwrap();
     unmap(&greedy, vas[10]).unwrap();
-    assert!(
-        map(&greedy, false, 0, 4).is_ok(),
-        "room again after an unmap"
-    );
+    assert!(map(&greedy, false, 0, 4).is_ok(), "room again after an unmap");
     drop(greedy);
     drop(modest);
     assert_idle(&hca);
 
     // The device quota: 1,024 views over 16 handles, then no more for anyone.
-    let handles: Vec<_> = (0..17)
-        .map(|i| hca.open(1000 + i, SimAccess::Read))
-        .collect();
+    let handles: Vec<_> = (0..17).map(|i| hca.open(1000 + i, SimAccess::Read)).collect();
     for h in &handles[..16] {
         for i in 0..64 {
             map(h, false, i * 4, 4).unwrap();
@@ -417,10 +225,7 @@ fn quotas_per_handle_and_per_device() {
 fn refused_quota(hca: &SimHca, h: &mlnx_hca::sim::SimHandle, held: usize) {
     let live = hca.live_views();
     let mut out = [0xA5u8; 8];
-    assert_eq!(
-        st(h.ioctl(FW_MAP_CRSPACE_RO, &map_in(0, 0, 4), &mut out)),
-        Err(Status::INSUFFICIENT_RESOURCES)
-    );
+    assert_eq!(st(h.ioctl(FW_MAP_CRSPACE_RO, &map_in(0, 0, 4), &mut out)), Err(Status::INSUFFICIENT_RESOURCES));
     assert_eq!(out, [0xA5; 8]);
     assert_eq!(hca.live_views(), live);
     assert_eq!(query(h).mapping_count as usize, held);
@@ -439,10 +244,7 @@ fn terminate_with_live_mappings_leaves_nothing() {
     assert_idle(&hca);
     assert_eq!(hca.open_handles(), 0);
     // Handles of an ended process are gone; dropping them does nothing.
-    assert_eq!(
-        st(h.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])),
-        Err(Status::INVALID_HANDLE)
-    );
+    assert_eq!(st(h.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])), Err(Status::INVALID_HANDLE));
     drop(h);
     drop(dup_same_process);
     // Another process can write now.
@@ -456,26 +258,14 @@ fn a_duplicate_closed_elsewhere_unmaps_in_the_owners_process() {
     let h = hca.open(A, SimAccess::ReadWrite);
     let va = map(&h, true, 0xF0014, 4).unwrap();
     let dup = h.duplicate(B);
-    assert_eq!(
-        query(&dup).mapping_count,
-        1,
-        "a duplicate shares the context"
-    );
+    assert_eq!(query(&dup).mapping_count, 1, "a duplicate shares the context");
     assert_eq!(query(&dup).writer_pid, A);
     h.close();
-    assert_eq!(
-        hca.live_views(),
-        1,
-        "the file object lives on through the duplicate"
-    );
+    assert_eq!(hca.live_views(), 1, "the file object lives on through the duplicate");
     assert_eq!(peek(va), SIM_DEVICE_ID);
     let attaches = hca.attaches();
     dup.close(); // cleanup runs in B; the view is A's
-    assert_eq!(
-        hca.attaches(),
-        attaches + 1,
-        "cleanup attached to the owner to unmap"
-    );
+    assert_eq!(hca.attaches(), attaches + 1, "cleanup attached to the owner to unmap");
     assert_idle(&hca);
 }
 
@@ -490,11 +280,7 @@ fn the_owner_ending_takes_its_views_and_lease_while_a_duplicate_lives_on() {
     assert_eq!(hca.writer_pid(), Some(A));
     hca.terminate(A);
     assert_eq!(hca.views_of(A), 0, "A's views went with A");
-    assert_eq!(
-        hca.writer_pid(),
-        None,
-        "the lease never stays with an ended process"
-    );
+    assert_eq!(hca.writer_pid(), None, "the lease never stays with an ended process");
     assert_eq!(query(&dup).mapping_count, 1, "B's own view stays");
     assert_eq!(peek(b_view), 0);
     // The duplicate still works, and can take the lease itself.
@@ -512,17 +298,9 @@ fn the_lease_moves_to_a_living_writer_of_the_same_handle() {
     let dup = h.duplicate(B);
     map(&h, true, 0, 4).unwrap();
     let bw = map(&dup, true, 0, 4).unwrap();
-    assert_eq!(
-        hca.writer_pid(),
-        Some(A),
-        "the process whose map took the lease"
-    );
+    assert_eq!(hca.writer_pid(), Some(A), "the process whose map took the lease");
     hca.terminate(A);
-    assert_eq!(
-        hca.writer_pid(),
-        Some(B),
-        "the handle still writes, through B"
-    );
+    assert_eq!(hca.writer_pid(), Some(B), "the handle still writes, through B");
     let other = hca.open(C, SimAccess::ReadWrite);
     assert_eq!(map(&other, true, 0, 4), Err(Status::DEVICE_BUSY));
     unmap(&dup, bw).unwrap();
@@ -539,11 +317,7 @@ fn query_reports_bars_lease_and_this_handles_mappings() {
     map(&h, false, 0, 4).unwrap();
     map(&other, false, 0, 4).unwrap();
     let mut out = [0xEEu8; 32];
-    assert_eq!(
-        st(h.ioctl(FW_QUERY_CRSPACE, &[1, 2, 3], &mut out)),
-        Ok(24),
-        "longer buffers are fine"
-    );
+    assert_eq!(st(h.ioctl(FW_QUERY_CRSPACE, &[1, 2, 3], &mut out)), Ok(24), "longer buffers are fine");
     assert_eq!(&out[24..], &[0xEE; 8], "only the block is written");
     let q = QueryCrSpaceOut::from_bytes(&out).unwrap();
     assert_eq!(
@@ -560,14 +334,7 @@ fn query_reports_bars_lease_and_this_handles_mappings() {
     assert_eq!(query(&other).mapping_count, 1);
     // A longer map output: exactly 8 bytes written.
     let mut big = [0xEEu8; 16];
-    assert_eq!(
-        st(other.ioctl(
-            FW_MAP_CRSPACE_RO,
-            &[map_in(0, 0, 4).as_slice(), &[9; 4]].concat(),
-            &mut big
-        )),
-        Ok(8)
-    );
+    assert_eq!(st(other.ioctl(FW_MAP_CRSPACE_RO, &[map_in(0, 0, 4).as_slice(), &[9; 4]].concat(), &mut big)), Ok(8));
     assert_eq!(&big[8..], &[0xEE; 8]);
 }
 
@@ -576,29 +343,16 @@ fn query_remove_is_refused_while_mapped_or_open() {
     let hca = SimHca::new();
     let h = hca.open(A, SimAccess::Read);
     let va = map(&h, false, 0, 4).unwrap();
-    assert_eq!(
-        hca.query_remove().map_err(Status::from_raw),
-        Err(Status::DEVICE_BUSY)
-    );
+    assert_eq!(hca.query_remove().map_err(Status::from_raw), Err(Status::DEVICE_BUSY));
     assert_eq!(peek(va), 0, "a refused removal leaves the view working");
     unmap(&h, va).unwrap();
-    assert_eq!(
-        hca.query_remove().map_err(Status::from_raw),
-        Err(Status::DEVICE_BUSY),
-        "an open handle refuses too"
-    );
-    assert!(
-        map(&h, false, 0, 4).is_ok(),
-        "the device still serves after a refused removal"
-    );
+    assert_eq!(hca.query_remove().map_err(Status::from_raw), Err(Status::DEVICE_BUSY), "an open handle refuses too");
+    assert!(map(&h, false, 0, 4).is_ok(), "the device still serves after a refused removal");
     h.close();
     assert_eq!(hca.query_remove(), Ok(()));
     assert_eq!(hca.pnp_state(), mlnx_hca::core::PnpState::Removed);
     let late = hca.open(B, SimAccess::Read);
-    assert_eq!(
-        st(late.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])),
-        Err(Status::DELETE_PENDING)
-    );
+    assert_eq!(st(late.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])), Err(Status::DELETE_PENDING));
 }
 
 #[test]
@@ -622,17 +376,10 @@ fn surprise_removal_revokes_everything() {
     );
     // Old handles fail cleanly; unmapping a revoked VA too.
     for h in [&a, &b, &dup] {
-        assert_eq!(
-            st(h.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])),
-            Err(Status::DELETE_PENDING)
-        );
+        assert_eq!(st(h.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])), Err(Status::DELETE_PENDING));
     }
     assert_eq!(unmap(&a, wa), Err(Status::DELETE_PENDING));
     assert_eq!(map(&b, false, 0, 4), Err(Status::DELETE_PENDING));
     drop((a, b, dup));
-    assert_eq!(
-        hca.pnp_state(),
-        mlnx_hca::core::PnpState::Removed,
-        "REMOVE_DEVICE after the last close"
-    );
+    assert_eq!(hca.pnp_state(), mlnx_hca::core::PnpState::Removed, "REMOVE_DEVICE after the last close");
 }

@@ -262,7 +262,8 @@ impl<P: Platform> Device<P> {
         let live_views = self.live_views;
         let lease = self.lease;
         let Device { platform, cas, .. } = self;
-        let Some(ca) = cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
+        let Some(ca) =
+            cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
         else {
             return Err(Status::FILE_CLOSED);
         };
@@ -287,7 +288,9 @@ impl<P: Platform> Device<P> {
         self.live_views += 1;
         if writable {
             ca.rw_views += 1;
-            let state = self.lease.get_or_insert(LeaseState { lease: Lease { holder: id, writer_pid: caller }, writer_views: 0 });
+            let state = self
+                .lease
+                .get_or_insert(LeaseState { lease: Lease { holder: id, writer_pid: caller }, writer_views: 0 });
             if state.lease.writer_pid == caller {
                 state.writer_views += 1;
             }
@@ -297,7 +300,8 @@ impl<P: Platform> Device<P> {
 
     fn unmap(&mut self, id: CaId, key: ViewKey) -> Result<()> {
         let Device { platform, cas, live_views, lease, .. } = self;
-        let Some(ca) = cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
+        let Some(ca) =
+            cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
         else {
             return Err(Status::FILE_CLOSED);
         };
@@ -334,7 +338,8 @@ impl<P: Platform> Device<P> {
     /// `STATUS_FILE_CLOSED`. Returns the views it unmapped.
     pub fn cleanup(&mut self, id: CaId) -> usize {
         let Device { platform, cas, live_views, lease, .. } = self;
-        let Some(ca) = cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
+        let Some(ca) =
+            cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
         else {
             return 0;
         };

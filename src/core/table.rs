@@ -203,9 +203,12 @@ mod tests {
             assert_eq!(present, n % 2 == 1, "{n}");
         }
         let mut drained = BTreeSet::new();
-        t.drain_where(|e| e.key.pid == 1, |e| {
-            drained.insert(e.view);
-        });
+        t.drain_where(
+            |e| e.key.pid == 1,
+            |e| {
+                drained.insert(e.view);
+            },
+        );
         assert!(t.iter().all(|e| e.key.pid != 1));
         assert_eq!(drained.len() + t.len(), 2500);
         let mut rest = 0;

@@ -12,21 +12,12 @@ pub fn st(r: Result<usize, i32>) -> Result<usize, Status> {
 }
 
 pub fn map_in(bar_num: u32, offset: u32, size: u32) -> [u8; 12] {
-    MapCrSpaceIn {
-        bar_num,
-        offset,
-        size,
-    }
-    .to_bytes()
+    MapCrSpaceIn { bar_num, offset, size }.to_bytes()
 }
 
 /// Maps and returns the VA, or the status.
 pub fn map(h: &SimHandle, writable: bool, offset: u32, size: u32) -> Result<u64, Status> {
-    let code = if writable {
-        FW_MAP_CRSPACE_RW
-    } else {
-        FW_MAP_CRSPACE_RO
-    };
+    let code = if writable { FW_MAP_CRSPACE_RW } else { FW_MAP_CRSPACE_RO };
     let mut out = [0u8; 8];
     let n = st(h.ioctl(code, &map_in(0, offset, size), &mut out))?;
     assert_eq!(n, 8, "a map reports exactly its 8-byte block");
