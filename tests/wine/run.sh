@@ -75,8 +75,9 @@ printf '%s\r\n' \
 LOG=$WORK/wine.log
 export WINEDEBUG=-all,+debugstr,err+ntoskrnl,err+plugplay
 set +e
-wine cmd /c 'C:\mlnx_hca\ci.bat' 2>"$LOG"
-rc=$?
+OUT=$WORK/client.out
+wine cmd /c 'C:\mlnx_hca\ci.bat' 2>"$LOG" | tee "$OUT"
+rc=${PIPESTATUS[0]}
 wineserver -w
 set -e
 # The driver's lines (DbgPrint shows as warn:debugstr:OutputDebugStringA "...").
@@ -96,7 +97,16 @@ expect() { # expect "what" "extended regex"
 expect "DriverEntry ran" 'DriverEntry'
 expect "the root test device started" 'START_DEVICE'
 expect "a context was created and freed" 'context .*freed'
-expect "the vanished client's contexts freed at close" 'CLOSE.*(released|freed)'
+# The client that exited without closing: every context its pid created must
+# be freed by a CLOSE the I/O manager sent after it was gone.
+gone=$(sed -n 's/^client pid \([0-9]*\), device .*exits without closing.*/\1/p' "$OUT" | tr -d '\r')
+contexts=$(sed -n "s/^.*CREATE pid $gone: context \(0x[0-9a-f]*\),.*/\1/p" "$DRV")
+if [ -z "$gone" ] || [ "$(echo "$contexts" | grep -c .)" != 2 ]; then
+  echo "FAIL the vanished client (pid '${gone}') did not open its two handles"; fails=$((fails + 1))
+fi
+for c in $contexts; do
+  expect "context $c of the vanished client $gone freed at close" "CLOSE: context $c freed"
+done
 expect "uninstall reached REMOVE_DEVICE" 'REMOVE_DEVICE'
 expect "the driver unloaded" '[Uu]nload'
 expect "no outstanding allocation at unload" 'outstanding allocations: 0'
