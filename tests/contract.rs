@@ -362,18 +362,12 @@ fn surprise_removal_revokes_everything() {
     let b = hca.open(B, SimAccess::Read);
     let dup = a.duplicate(C);
     let wa = map(&a, true, 0, 4).unwrap();
-    let rb = map(&b, false, 0xF0014, 4).unwrap();
+    map(&b, false, 0xF0014, 4).unwrap();
     map(&dup, false, 0, 4).unwrap();
     hca.surprise_remove();
     assert_idle(&hca);
-    // The views are really gone: touching one now faults.
-    let child = in_child(|| {
-        peek(rb);
-    });
-    assert!(
-        matches!(child, Err(s) if s == libc::SIGSEGV || s == libc::SIGBUS),
-        "revoked view still readable: {child:?}"
-    );
+    // (Not checked by touching the old VA: another test thread may have
+    // mapped something new at that address by now.)
     // Old handles fail cleanly; unmapping a revoked VA too.
     for h in [&a, &b, &dup] {
         assert_eq!(st(h.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])), Err(Status::DELETE_PENDING));

@@ -17,7 +17,7 @@ pub use platform::{DriverPool, Faults};
 use crate::abi::{code_access, Access};
 use crate::core::{BarSizes, CaId, Config, Device, Pid, PnpState};
 use crate::status::Status;
-use platform::{Bar, SimPlatform};
+use platform::{Bar, IdHash, SimPlatform};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -80,12 +80,12 @@ struct Process {
 
 #[derive(Debug, Default)]
 struct IoManager {
-    files: HashMap<FileId, FileObject>,
-    handles: HashMap<HandleId, HandleEntry>,
-    processes: HashMap<Pid, Process>,
+    files: HashMap<FileId, FileObject, IdHash>,
+    handles: HashMap<HandleId, HandleEntry, IdHash>,
+    processes: HashMap<Pid, Process, IdHash>,
     next_id: u64,
     /// A failed create's status, for the handle `open` had to return anyway.
-    failed_opens: HashMap<HandleId, Status>,
+    failed_opens: HashMap<HandleId, Status, IdHash>,
 }
 
 struct Inner {
@@ -383,7 +383,18 @@ impl SimHandle {
     /// the output buffer is left as it was.
     pub fn ioctl(&self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, i32> {
         let (file, ca, granted) = self.begin(code)?;
-        let mut system_buffer = vec![0u8; input.len().max(output.len())];
+        // The contract's blocks are at most 24 bytes: a system buffer of that
+        // size lives on the stack (no allocator call per request); longer
+        // caller buffers get a heap one, as before.
+        let len = input.len().max(output.len());
+        let mut small = [0u8; 64];
+        let mut large = Vec::new();
+        let system_buffer: &mut [u8] = if len <= small.len() {
+            &mut small[..len]
+        } else {
+            large.resize(len, 0u8);
+            &mut large
+        };
         system_buffer[..input.len()].copy_from_slice(input);
         let result = {
             let mut driver = lock(&self.inner.driver);
@@ -453,12 +464,21 @@ impl SimHandle {
     /// was the last reference and the close is sent now).
     fn end(&self, file: FileId) {
         let mut io = lock(&self.inner.io);
-        if let Some(p) = io.processes.get_mut(&self.pid) {
-            p.inflight -= 1;
-        }
+        // Only `terminate` waits on `idle`, and only for the last request of
+        // a process that is exiting: wake it then, not after every request
+        // (`notify_all` is a futex syscall even with nobody waiting).
+        let drained = match io.processes.get_mut(&self.pid) {
+            Some(p) => {
+                p.inflight -= 1;
+                p.exiting && p.inflight == 0
+            }
+            None => false,
+        };
         self.inner.release_file(&mut io, file, self.pid);
         self.inner.after_close(&mut io);
-        self.inner.idle.notify_all();
+        if drained {
+            self.inner.idle.notify_all();
+        }
     }
 
     /// `DuplicateHandle` into process `pid`: the same file object, so the

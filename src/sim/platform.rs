@@ -15,6 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
 
 /// BAR 0 as the device sees it: shared memory, read and written with
@@ -49,6 +50,42 @@ impl Bar {
         assert!(offset % 4 == 0 && offset < self.size, "device access at {offset:#x} outside BAR 0 or unaligned");
     }
 }
+
+/// Hashes the simulator's own keys (ids, pids, view addresses), which no
+/// caller chooses: one multiply per word instead of SipHash's hundred-odd
+/// instructions. `finish` rotates the product's well-mixed high bits down,
+/// because the table indexes with the low bits and page-aligned addresses
+/// have twelve zero low bits.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0xF135_7AEA_2E62_A9C5);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // CAST: usize is 64 bits at most on the hosts the simulator runs on.
+        self.write_u64(n as u64);
+    }
+}
+
+/// The `HashMap`/`HashSet` state for [`IdHasher`].
+pub(crate) type IdHash = BuildHasherDefault<IdHasher>;
 
 /// One user view: the mapping and the process that owns it.
 #[derive(Debug)]
@@ -209,8 +246,8 @@ pub(crate) struct SimPlatform {
     bar: std::sync::Arc<Bar>,
     /// The process whose context the driver runs in right now.
     context: Pid,
-    ledger: HashMap<usize, Ledger>,
-    ended: HashSet<Pid>,
+    ledger: HashMap<usize, Ledger, IdHash>,
+    ended: HashSet<Pid, IdHash>,
     attaches: u64,
     /// Calls since the faults were armed: maps, unmaps that had to attach,
     /// driver pool allocations.
@@ -229,8 +266,8 @@ impl SimPlatform {
         SimPlatform {
             bar,
             context: 0,
-            ledger: HashMap::new(),
-            ended: HashSet::new(),
+            ledger: HashMap::default(),
+            ended: HashSet::default(),
             attaches: 0,
             maps: 0,
             attach_calls: 0,
