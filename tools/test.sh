@@ -6,7 +6,7 @@
 #   tools/test.sh            # everything
 #   tools/test.sh host       # only the host tests (cargo test), quick
 #
-# Stages: host tests; fuzz smoke; ThreadSanitizer; the Windows image (cross build of mlnx_hca.sys, default
+# Stages: host tests; fuzz smoke; ThreadSanitizer; the spin model; the Windows image (cross build of mlnx_hca.sys, default
 # and legacy-pool, checked as a loader would); the image under Wine; benches
 # compile.
 set -euo pipefail
@@ -59,6 +59,11 @@ done_stage
 
 stage "concurrency stress under ThreadSanitizer"
 fuzz/tsan.sh
+done_stage
+
+stage "spin: the Windows layer's synchronisation, exhaustively; every seeded bug caught"
+src/windows/model/run.sh
+src/windows/model/run.sh --seeds
 done_stage
 
 stage "Windows image: cross build of mlnx_hca.sys (release), clippy -D warnings"
