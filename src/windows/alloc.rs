@@ -40,9 +40,8 @@ pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     #[cfg(not(feature = "legacy-pool"))]
     let ptr = {
         match Layout::from_size_align(bytes, POOL_ALIGNMENT) {
-            // SAFETY: WdkAllocator allocates nonpaged pool with ExAllocatePool2,
-            // callable at <= DISPATCH_LEVEL, null on failure; callers free with
-            // `free`, which hands the block back to the same allocator.
+            // SAFETY: WdkAllocator allocates nonpaged pool with ExAllocatePool2, callable at <= DISPATCH_LEVEL, null
+            // on failure; callers free with `free`, which hands the block back to the same allocator.
             Ok(layout) if bytes > 0 => unsafe { WdkAllocator.alloc(layout) },
             _ => ::core::ptr::null_mut(),
         }

@@ -229,9 +229,8 @@ pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT,
         let input: &[u8] = if input_len == 0 {
             &[]
         } else {
-            // SAFETY: METHOD_BUFFERED: the system buffer holds max(input,
-            // output) bytes, the first `input_len` the caller's input; no
-            // mutable view of it exists while this slice lives.
+            // SAFETY: METHOD_BUFFERED: the system buffer holds max(input, output) bytes, the first `input_len` the
+            // caller's input; no mutable view of it exists while this slice lives.
             unsafe { slice::from_raw_parts(buffer, input_len) }
         };
         ext.core.lock().device_control(context.ca, caller, context.access, code, input, output_len)

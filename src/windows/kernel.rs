@@ -82,9 +82,8 @@ impl<T> FastMutex<T> {
     ///
     /// IRQL: caller <= APC_LEVEL; APC_LEVEL while the guard lives.
     pub(crate) fn lock(&self) -> FastMutexGuard<'_, T> {
-        // SAFETY: INVARIANT of every FastMutex in the driver: `init` ran when
-        // its owner was set up (DriverEntry for the global one, AddDevice for
-        // a device's), before anything could call `lock`.
+        // SAFETY: INVARIANT of every FastMutex in the driver: `init` ran when its owner was set up (DriverEntry for
+        // the global one, AddDevice for a device's), before anything could call `lock`.
         unsafe { ExAcquireFastMutex(self.raw.get()) };
         FastMutexGuard { mutex: self }
     }
@@ -155,8 +154,9 @@ impl RemoveLock {
     /// IRQL: <= DISPATCH_LEVEL.
     pub(crate) fn acquire(&self, irp: Irp) -> Result<RemoveLockGuard<'_>, NTSTATUS> {
         let tag: PVOID = irp.raw().cast();
-        // SAFETY: the lock was initialised in AddDevice (INVARIANT of the
-        // device extension); the tag is the IRP, released with the same tag.
+        // Why this is sound: the lock was initialised in AddDevice (INVARIANT of the device extension); the tag is
+        // the IRP, released with the same tag.
+        // SAFETY: the invariant stated just above.
         let status =
             unsafe { IoAcquireRemoveLockEx(self.0.get(), tag, c"mlnx_hca".as_ptr(), line!(), REMOVE_LOCK_SIZE) };
         if nt_success(status) {
@@ -299,9 +299,8 @@ impl Irp {
 
     /// `IoCallDriver(lower, irp)`: the IRP is the lower driver's now.
     pub(crate) fn call(self, lower: PDEVICE_OBJECT) -> NTSTATUS {
-        // SAFETY: `lower` is the device we attached to in AddDevice, attached
-        // until REMOVE_DEVICE has passed its IRP down; the stack location
-        // below ours is set up (skip or copy).
+        // SAFETY: `lower` is the device we attached to in AddDevice, attached until REMOVE_DEVICE has passed its IRP
+        // down; the stack location below ours is set up (skip or copy).
         unsafe { IofCallDriver(lower, self.raw()) }
     }
 
@@ -315,9 +314,8 @@ impl Irp {
     ) -> NTSTATUS {
         let current = self.stack_ptr();
         let next = current.wrapping_sub(1);
-        // SAFETY: a function driver's stack location always has the next
-        // (lower) one below it; both belong to the IRP. Copies everything up
-        // to, not including, CompletionRoutine and Context.
+        // SAFETY: a function driver's stack location always has the next (lower) one below it; both belong to the
+        // IRP. Copies everything up to, not including, CompletionRoutine and Context.
         unsafe {
             ptr::copy_nonoverlapping(
                 current.cast::<u8>(),

@@ -208,9 +208,8 @@ impl Mdl {
     /// describe resident memory that is to be mapped into user space.
     fn for_nonpaged(va: *mut u8, len: usize) -> Result<Self> {
         let mdl = Self::allocate(va, len)?;
-        // SAFETY: the range lies in the BAR's system mapping, resident and
-        // mapped for as long as any view exists (INVARIANT: the BAR outlives
-        // every view).
+        // SAFETY: the range lies in the BAR's system mapping, resident and mapped for as long as any view exists
+        // (INVARIANT: the BAR outlives every view).
         unsafe { MmBuildMdlForNonPagedPool(mdl.as_ptr()) };
         Ok(mdl)
     }
@@ -345,9 +344,8 @@ impl ReadOnlyAlias {
         };
         // CAST: MM_PAGE_PRIORITY values are small non-negative integers.
         let priority = _MM_PAGE_PRIORITY::NormalPagePriority as ULONG | wdk_sys::MdlMappingNoExecute;
-        // SAFETY: a locked / I/O-space MDL without a system mapping yet;
-        // kernel mode with BugCheckOnFailure FALSE returns NULL on failure
-        // instead of raising.
+        // SAFETY: a locked / I/O-space MDL without a system mapping yet; kernel mode with BugCheckOnFailure FALSE
+        // returns NULL on failure instead of raising.
         let va = unsafe {
             MmMapLockedPagesSpecifyCache(
                 mdl.as_ptr(),
@@ -369,9 +367,8 @@ impl ReadOnlyAlias {
             trace!("read-only alias: the memory manager returned the shared BAR mapping; refusing to protect it");
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
-        // SAFETY: the MDL was just mapped to system space by
-        // MmMapLockedPagesSpecifyCache (its MappedSystemVa is `alias.va`);
-        // this changes the protection of those PTEs only.
+        // SAFETY: the MDL was just mapped to system space by MmMapLockedPagesSpecifyCache (its MappedSystemVa is
+        // `alias.va`); this changes the protection of those PTEs only.
         let status = unsafe { MmProtectMdlSystemAddress(alias.mdl.as_ptr(), wdk_sys::PAGE_READONLY) };
         if !kernel::nt_success(status) {
             trace!("MmProtectMdlSystemAddress(PAGE_READONLY) failed: {:#x}", status);
@@ -416,9 +413,8 @@ impl UserView {
         }
         let owner = ProcessRef::current();
         let mut user_va: PVOID = ptr::null_mut();
-        // SAFETY: a built MDL over resident BAR pages, mapped into the current
-        // process at IRQL <= APC_LEVEL; the shim catches the exception a
-        // failure raises.
+        // SAFETY: a built MDL over resident BAR pages, mapped into the current process at IRQL <= APC_LEVEL; the shim
+        // catches the exception a failure raises.
         let status = unsafe { mlnx_hca_map_user(mdl.as_ptr(), cache, priority, &raw mut user_va) };
         if !kernel::nt_success(status) {
             trace!("MmMapLockedPagesSpecifyCache(UserMode) failed: {:#x}", status);
@@ -438,12 +434,11 @@ impl Drop for UserView {
     fn drop(&mut self) {
         let mut apc = KAPC_STATE::default();
         let _attached = Attached::to(&self.owner, &mut apc);
-        // IRQL: <= APC_LEVEL (a user-space mapping).
-        // SAFETY: the mapping `map` made from this MDL in the owner process,
-        // whose address space we are in now (attached or already there);
-        // unmapped once. INVARIANT: the owner has not finished exiting (the
-        // process-exit notification, which runs before its address space is
-        // torn down, removes its views first).
+        // Why this is sound:  APC_LEVEL (a user-space mapping). SAFETY: the mapping `map` made from this MDL in the
+        // owner process, whose address space we are in now (attached or already there); unmapped once. INVARIANT: the
+        // owner has not finished exiting (the process-exit notification, which runs before its address space is torn
+        // down, removes its views first).
+        // SAFETY: the invariant stated just above.
         unsafe { MmUnmapLockedPages(self.va.as_ptr(), self.mdl.as_ptr()) };
     }
 }
