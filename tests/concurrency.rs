@@ -25,8 +25,10 @@ use mlnx_hca::core::{Config, PnpState};
 use mlnx_hca::sim::{SimAccess, SimHandle, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE};
 use mlnx_hca::Status;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 const THREADS: usize = 4;
 const STEPS: usize = 24;
@@ -61,6 +63,11 @@ struct Shared {
     /// Answers seen, by status, over the whole run.
     seen: Mutex<Vec<Status>>,
 }
+
+/// With no round finished for this long the run is stuck (a deadlock): fail
+/// with the seed rather than hang. A round takes well under a second, even
+/// under ThreadSanitizer; this is a hang detector, not a speed target.
+const STUCK_AFTER: Duration = Duration::from_secs(120);
 
 /// xorshift64*: a reproducible interleaving of choices per thread and seed.
 struct Rng(u64);
@@ -129,6 +136,7 @@ impl Shared {
                     // A process being ended refuses new handles; a removed device too.
                     Err(status) => {
                         let status = Status::from_raw(status);
+                        self.saw(status);
                         assert!(
                             status == Status::INVALID_HANDLE || (removing && status == Status::DELETE_PENDING),
                             "CreateFile answered {status:?}"
@@ -266,7 +274,7 @@ impl Shared {
     }
 }
 
-fn stress(seed: u64, rounds: u64) -> Vec<Status> {
+fn stress(seed: u64, rounds: u64, progress: Arc<AtomicU64>) -> Vec<Status> {
     let shared = Arc::new(Shared {
         hca: SimHca::with_config(Config { per_handle_quota: PER_HANDLE, per_device_quota: PER_DEVICE }),
         pool: Mutex::new(Vec::new()),
@@ -280,7 +288,8 @@ fn stress(seed: u64, rounds: u64) -> Vec<Status> {
     let failure: Arc<Mutex<Option<Box<dyn std::any::Any + Send>>>> = Arc::new(Mutex::new(None));
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (shared, barrier, failure) = (shared.clone(), barrier.clone(), failure.clone());
+            let (shared, barrier, failure, progress) =
+                (shared.clone(), barrier.clone(), failure.clone(), progress.clone());
             thread::spawn(move || {
                 let mut rng = Rng(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(t as u64 + 1)) | 1);
                 let guarded = |work: &mut dyn FnMut()| {
@@ -295,7 +304,9 @@ fn stress(seed: u64, rounds: u64) -> Vec<Status> {
                     let last = round + 1 == rounds;
                     barrier.wait();
                     guarded(&mut || {
-                        for step in 0..STEPS {
+                        // The last round runs twice as long, so that requests
+                        // meet the removal and each other after it.
+                        for step in 0..if last { 2 * STEPS } else { STEPS } {
                             // The last round: thread 0 pulls the device out midway.
                             if last && t == 0 && step == STEPS / 2 {
                                 shared.hca.surprise_remove();
@@ -311,6 +322,7 @@ fn stress(seed: u64, rounds: u64) -> Vec<Status> {
                             let excess = mapped.len().saturating_sub(64);
                             mapped.drain(..excess);
                         });
+                        progress.fetch_add(1, Ordering::Relaxed);
                     }
                     barrier.wait();
                 }
@@ -337,7 +349,32 @@ fn threads_racing_requests_closes_ends_and_removal_leave_nothing() {
     static RUN: AtomicU64 = AtomicU64::new(0);
     let seed = env("MLNX_HCA_STRESS_SEED", 0x5EED_2026) + RUN.fetch_add(1, Ordering::Relaxed);
     let rounds = env("MLNX_HCA_STRESS_ROUNDS", 2000);
-    let result = std::panic::catch_unwind(|| stress(seed, rounds));
+    let progress = Arc::new(AtomicU64::new(0));
+    let (done, result) = mpsc::channel();
+    {
+        let progress = progress.clone();
+        thread::spawn(move || {
+            let _ = done.send(std::panic::catch_unwind(|| stress(seed, rounds, progress)));
+        });
+    }
+    // Wait for the run; fail if it stops making progress.
+    let (mut last, mut since) = (0, Instant::now());
+    let result = loop {
+        match result.recv_timeout(Duration::from_secs(1)) {
+            Ok(result) => break result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("the run sends its result"),
+        }
+        let now = progress.load(Ordering::Relaxed);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() > STUCK_AFTER {
+            panic!(
+                "stuck after {now} of {rounds} rounds (a deadlock?): \
+                 MLNX_HCA_STRESS_SEED={seed} MLNX_HCA_STRESS_ROUNDS={rounds}"
+            );
+        }
+    };
     match result {
         Ok(seen) => {
             eprintln!("answers seen: {seen:?}");

@@ -72,8 +72,10 @@ struct HandleEntry {
     access: Access,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Process {
+    /// Tells this process from an earlier one with the same pid.
+    incarnation: u64,
     inflight: usize,
     exiting: bool,
 }
@@ -183,7 +185,7 @@ impl SimHca {
             driver.platform_mut().process_started(pid);
             routine(&mut driver, pid, |d| d.open()).map_err(Status::raw)?
         };
-        io.processes.entry(pid).or_default();
+        io.process(pid);
         let file = io.next_id();
         io.files.insert(file, FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
         let id = io.next_id();
@@ -193,11 +195,25 @@ impl SimHca {
 
     /// Process `pid` ends (however: exit or kill). Its in-flight requests
     /// finish first; then all its handles close in its context, and the
-    /// process-exit notification runs.
+    /// process-exit notification runs. If another thread is ending the same
+    /// process already, this waits until it has ended and returns: a process
+    /// ends once, and a new process that reuses the pid meanwhile is not
+    /// this one.
     pub fn terminate(&self, pid: u32) {
         let mut io = lock(&self.inner.io);
-        io.processes.entry(pid).or_default().exiting = true;
-        while io.processes.get(&pid).is_some_and(|p| p.inflight > 0) {
+        let process = io.process(pid);
+        let incarnation = process.incarnation;
+        let ender = !std::mem::replace(&mut process.exiting, true);
+        loop {
+            match io.processes.get(&pid) {
+                Some(p) if p.incarnation == incarnation => {
+                    if ender && p.inflight == 0 {
+                        break;
+                    }
+                }
+                // Ended by the thread that began ending it.
+                _ => return,
+            }
             io = self.inner.idle.wait(io).unwrap_or_else(|p| p.into_inner());
         }
         let mine: Vec<HandleId> = io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
@@ -211,6 +227,8 @@ impl SimHca {
         }
         io.processes.remove(&pid);
         self.inner.after_close(&mut io);
+        // Other threads ending this process wait for it to be gone.
+        self.inner.idle.notify_all();
     }
 
     /// The PnP manager asks to remove the device (disable, uninstall):
@@ -322,6 +340,15 @@ impl IoManager {
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Process `pid`, started now if it does not exist.
+    fn process(&mut self, pid: Pid) -> &mut Process {
+        let next_id = &mut self.next_id;
+        self.processes.entry(pid).or_insert_with(|| {
+            *next_id += 1;
+            Process { incarnation: *next_id, inflight: 0, exiting: false }
+        })
     }
 }
 
@@ -455,7 +482,7 @@ impl SimHandle {
         let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.refs += 1;
         let (ca, access) = (file.ca.expect("an open handle has a context"), file.access.intersection(handle.access));
-        io.processes.entry(self.pid).or_default().inflight += 1;
+        io.process(self.pid).inflight += 1;
         Ok((handle.file, ca, access))
     }
 
@@ -490,7 +517,7 @@ impl SimHandle {
             io.failed_opens.insert(id, Status::INVALID_HANDLE);
             return SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true) };
         };
-        io.processes.entry(pid).or_default();
+        io.process(pid);
         lock(&self.inner.driver).platform_mut().process_started(pid);
         let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.handles += 1;
