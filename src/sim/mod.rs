@@ -86,15 +86,29 @@ struct IoManager {
     handles: HashMap<HandleId, HandleEntry, IdHash>,
     processes: HashMap<Pid, Process, IdHash>,
     next_id: u64,
-    /// A failed create's status, for the handle `open` had to return anyway.
-    failed_opens: HashMap<HandleId, Status, IdHash>,
+}
+
+/// Everything behind the simulator's one lock.
+///
+/// On Windows the I/O manager's books and the driver's device lock are
+/// separate; here one lock guards both. What the driver can observe is the
+/// same: a request's handle lookup and its turn in the driver are two
+/// critical sections, so a cleanup (or a process exit, or a removal) can still
+/// land between them, and every driver routine still runs alone, as under the
+/// device lock. What one lock saves is a lock round trip per request, which
+/// the benchmarks would otherwise count against the driver.
+struct State {
+    io: IoManager,
+    /// The driver, run with the lock held as the Windows layer runs the core
+    /// under its device lock.
+    driver: Device<SimPlatform>,
 }
 
 struct Inner {
-    io: Mutex<IoManager>,
+    state: Mutex<State>,
+    /// Signalled when an exiting process's last request completes, and when
+    /// a process has ended.
     idle: Condvar,
-    /// The driver's device lock, as the Windows layer holds it.
-    driver: Mutex<Device<SimPlatform>>,
     bar: Arc<Bar>,
 }
 
@@ -113,6 +127,9 @@ pub struct SimHandle {
     pid: Pid,
     /// Closed (by `close`, `close_shared` or drop), or never opened.
     closed: AtomicBool,
+    /// The status of the create, when the driver refused it: every request
+    /// answers it, as the failed `CreateFile` would have.
+    refused: Option<Status>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,9 +167,8 @@ impl SimHca {
         device.start(BarSizes { bar0: SIM_BAR0_SIZE, bar1: SIM_BAR1_SIZE, bar2: SIM_BAR2_SIZE });
         SimHca {
             inner: Arc::new(Inner {
-                io: Mutex::new(IoManager::default()),
+                state: Mutex::new(State { io: IoManager::default(), driver: device }),
                 idle: Condvar::new(),
-                driver: Mutex::new(device),
                 bar,
             }),
         }
@@ -166,31 +182,28 @@ impl SimHca {
         match self.try_open(pid, access) {
             Ok(handle) => handle,
             Err(status) => {
-                let mut io = lock(&self.inner.io);
-                let id = io.next_id();
-                io.failed_opens.insert(id, Status::from_raw(status));
-                SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true) }
+                let id = lock(&self.inner.state).io.next_id();
+                let refused = Some(Status::from_raw(status));
+                SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true), refused }
             }
         }
     }
 
     /// `CreateFile`, reporting a refused create as `Err(NTSTATUS)`.
     pub fn try_open(&self, pid: u32, access: SimAccess) -> Result<SimHandle, i32> {
-        let mut io = lock(&self.inner.io);
+        let mut state = lock(&self.inner.state);
+        let State { io, driver } = &mut *state;
         if io.processes.get(&pid).is_some_and(|p| p.exiting) {
             return Err(Status::INVALID_HANDLE.raw());
         }
-        let ca = {
-            let mut driver = lock(&self.inner.driver);
-            driver.platform_mut().process_started(pid);
-            routine(&mut driver, pid, |d| d.open()).map_err(Status::raw)?
-        };
+        driver.platform_mut().process_started(pid);
+        let ca = routine(driver, pid, |d| d.open()).map_err(Status::raw)?;
         io.process(pid);
         let file = io.next_id();
         io.files.insert(file, FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
         let id = io.next_id();
         io.handles.insert(id, HandleEntry { pid, file, access: access.granted() });
-        Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false) })
+        Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false), refused: None })
     }
 
     /// Process `pid` ends (however: exit or kill). Its in-flight requests
@@ -200,12 +213,12 @@ impl SimHca {
     /// ends once, and a new process that reuses the pid meanwhile is not
     /// this one.
     pub fn terminate(&self, pid: u32) {
-        let mut io = lock(&self.inner.io);
-        let process = io.process(pid);
+        let mut state = lock(&self.inner.state);
+        let process = state.io.process(pid);
         let incarnation = process.incarnation;
         let ender = !std::mem::replace(&mut process.exiting, true);
         loop {
-            match io.processes.get(&pid) {
+            match state.io.processes.get(&pid) {
                 Some(p) if p.incarnation == incarnation => {
                     if ender && p.inflight == 0 {
                         break;
@@ -214,19 +227,16 @@ impl SimHca {
                 // Ended by the thread that began ending it.
                 _ => return,
             }
-            io = self.inner.idle.wait(io).unwrap_or_else(|p| p.into_inner());
+            state = self.inner.idle.wait(state).unwrap_or_else(|p| p.into_inner());
         }
-        let mine: Vec<HandleId> = io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
+        let mine: Vec<HandleId> = state.io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
         for id in mine {
-            self.inner.close_handle(&mut io, id);
+            state.close_handle(id);
         }
-        {
-            let mut driver = lock(&self.inner.driver);
-            routine(&mut driver, pid, |d| d.process_exited(pid));
-            driver.platform_mut().process_ended(pid);
-        }
-        io.processes.remove(&pid);
-        self.inner.after_close(&mut io);
+        routine(&mut state.driver, pid, |d| d.process_exited(pid));
+        state.driver.platform_mut().process_ended(pid);
+        state.io.processes.remove(&pid);
+        state.after_close();
         // Other threads ending this process wait for it to be gone.
         self.inner.idle.notify_all();
     }
@@ -236,16 +246,15 @@ impl SimHca {
     /// `IRP_MN_CANCEL_REMOVE_DEVICE` and `Err(STATUS_DEVICE_BUSY)`; if it
     /// agrees, `IRP_MN_REMOVE_DEVICE`, and the device is gone.
     pub fn query_remove(&self) -> Result<(), i32> {
-        let _io = lock(&self.inner.io);
-        let mut driver = lock(&self.inner.driver);
+        let driver = &mut lock(&self.inner.state).driver;
         // The PnP manager's requests run in the system process (pid 0).
-        match routine(&mut driver, 0, |d| d.query_remove()) {
+        match routine(driver, 0, |d| d.query_remove()) {
             Ok(()) => {
-                routine(&mut driver, 0, |d| d.remove());
+                routine(driver, 0, |d| d.remove());
                 Ok(())
             }
             Err(status) => {
-                routine(&mut driver, 0, |d| d.cancel_remove());
+                routine(driver, 0, |d| d.cancel_remove());
                 Err(status.raw())
             }
         }
@@ -254,17 +263,14 @@ impl SimHca {
     /// `IRP_MN_SURPRISE_REMOVAL`: the HCA is gone. `IRP_MN_REMOVE_DEVICE`
     /// follows when the last handle closes.
     pub fn surprise_remove(&self) {
-        let mut io = lock(&self.inner.io);
-        {
-            let mut driver = lock(&self.inner.driver);
-            routine(&mut driver, 0, |d| d.surprise_remove());
-        }
-        self.inner.after_close(&mut io);
+        let mut state = lock(&self.inner.state);
+        routine(&mut state.driver, 0, |d| d.surprise_remove());
+        state.after_close();
     }
 
     /// User views mapped right now, all handles (the platform's own count).
     pub fn live_views(&self) -> usize {
-        lock(&self.inner.driver).platform().live_views()
+        lock(&self.inner.state).driver.platform().live_views()
     }
 
     /// The device's side of BAR 0: reads a dword.
@@ -279,60 +285,60 @@ impl SimHca {
 
     /// Views of process `pid`, all handles.
     pub fn views_of(&self, pid: u32) -> usize {
-        lock(&self.inner.driver).platform().views_of(pid)
+        lock(&self.inner.state).driver.platform().views_of(pid)
     }
 
     /// Read-write views, all handles.
     pub fn writable_views(&self) -> usize {
-        lock(&self.inner.driver).platform().writable_views()
+        lock(&self.inner.state).driver.platform().writable_views()
     }
 
     /// Times the driver attached to another process to unmap a view there.
     pub fn attaches(&self) -> u64 {
-        lock(&self.inner.driver).platform().attaches()
+        lock(&self.inner.state).driver.platform().attaches()
     }
 
     /// The write lease's process, if anyone holds it (the driver's view).
     pub fn writer_pid(&self) -> Option<u32> {
-        lock(&self.inner.driver).lease().map(|l| l.writer_pid)
+        lock(&self.inner.state).driver.lease().map(|l| l.writer_pid)
     }
 
     /// Handles open on the device (contexts not yet cleaned up).
     pub fn open_handles(&self) -> usize {
-        lock(&self.inner.driver).open_handles()
+        lock(&self.inner.state).driver.open_handles()
     }
 
     /// The device's PnP state.
     pub fn pnp_state(&self) -> PnpState {
-        lock(&self.inner.driver).state()
+        lock(&self.inner.state).driver.state()
     }
 
     /// Arms fault injection in the platform (counts restart from now).
     pub fn inject_faults(&self, faults: Faults) {
-        lock(&self.inner.driver).platform_mut().set_faults(faults);
+        lock(&self.inner.state).driver.platform_mut().set_faults(faults);
     }
 
     /// Injected faults that fired since [`inject_faults`](Self::inject_faults).
     pub fn faults_fired(&self) -> u64 {
-        lock(&self.inner.driver).platform().faults_fired()
+        lock(&self.inner.state).driver.platform().faults_fired()
     }
 
     /// Views the platform released without a user-mode unmap because their
     /// owner could not be attached ([`Faults::fail_attach_at`]).
     pub fn orphaned_views(&self) -> u64 {
-        lock(&self.inner.driver).platform().orphaned()
+        lock(&self.inner.state).driver.platform().orphaned()
     }
 
     /// Allocations the driver made from its pool since
     /// [`inject_faults`](Self::inject_faults); stays 0 unless the binary
     /// installed [`DriverPool`].
     pub fn driver_allocations(&self) -> u64 {
-        lock(&self.inner.driver).platform().driver_allocations()
+        lock(&self.inner.state).driver.platform().driver_allocations()
     }
 
     /// The driver's contexts (created and not yet closed), as in its table.
     pub fn contexts(&self) -> usize {
-        lock(&self.inner.driver).contexts()
+        lock(&self.inner.state).driver.contexts()
     }
 }
 
@@ -352,53 +358,78 @@ impl IoManager {
     }
 }
 
-impl Inner {
+impl State {
     /// Drops one handle: cleanup when it was the file object's last handle,
     /// close when nothing else references the file object.
-    fn close_handle(&self, io: &mut IoManager, id: HandleId) {
-        let Some(handle) = io.handles.remove(&id) else {
+    fn close_handle(&mut self, id: HandleId) {
+        let Some(handle) = self.io.handles.remove(&id) else {
             return;
         };
-        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        let file = self.io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.handles -= 1;
-        let ca = file.ca;
         if file.handles == 0 {
-            if let Some(ca) = ca {
-                let mut driver = lock(&self.driver);
-                routine(&mut driver, handle.pid, |d| d.cleanup(ca));
+            if let Some(ca) = file.ca {
+                routine(&mut self.driver, handle.pid, |d| d.cleanup(ca));
             }
         }
-        self.release_file(io, handle.file, handle.pid);
+        self.release_file(handle.file, handle.pid);
     }
 
     /// Drops one reference to a file object; the last one sends the close.
-    fn release_file(&self, io: &mut IoManager, file_id: FileId, pid: Pid) {
-        let file = io.files.get_mut(&file_id).expect("a referenced file object exists");
+    fn release_file(&mut self, file_id: FileId, pid: Pid) {
+        let file = self.io.files.get_mut(&file_id).expect("a referenced file object exists");
         file.refs -= 1;
         if file.refs == 0 {
-            let file = io.files.remove(&file_id).expect("just seen");
+            let file = self.io.files.remove(&file_id).expect("just seen");
             if let Some(ca) = file.ca {
-                let mut driver = lock(&self.driver);
-                let leftover = routine(&mut driver, pid, |d| d.close(ca));
+                let leftover = routine(&mut self.driver, pid, |d| d.close(ca));
                 assert_eq!(leftover, 0, "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left");
             }
+            self.after_close();
         }
     }
 
-    /// After handles closed: Verifier's check that nothing is left once no
-    /// file object is, and the remove that follows a surprise removal.
-    fn after_close(&self, io: &mut IoManager) {
-        if !io.files.is_empty() {
+    /// After a file object went: Verifier's check that nothing is left once
+    /// no file object is, and the remove that follows a surprise removal.
+    fn after_close(&mut self) {
+        if !self.io.files.is_empty() {
             return;
         }
-        let mut driver = lock(&self.driver);
+        let driver = &mut self.driver;
         let (views, platform_views, lease) = (driver.live_views(), driver.platform().live_views(), driver.lease());
         assert!(
             views == 0 && platform_views == 0 && lease.is_none(),
             "DRIVER VERIFIER: all handles closed but {views} view(s) ({platform_views} mapped) and lease {lease:?} remain"
         );
         if driver.state() == PnpState::SurpriseRemoved {
-            routine(&mut driver, 0, |d| d.remove());
+            routine(driver, 0, |d| d.remove());
+        }
+    }
+
+    /// The request of `pid` on `file` completed: its reference on the file
+    /// object goes (the handle may have been closed meanwhile by another
+    /// thread; then this was the last reference and the close is sent now).
+    /// `true`: it was the last request of an exiting process, whose
+    /// `terminate` waits for it.
+    fn end_request(&mut self, file: FileId, pid: Pid) -> bool {
+        let drained = match self.io.processes.get_mut(&pid) {
+            Some(p) => {
+                p.inflight -= 1;
+                p.exiting && p.inflight == 0
+            }
+            None => false,
+        };
+        self.release_file(file, pid);
+        drained
+    }
+}
+
+impl Inner {
+    /// Wakes `terminate` when `drained` (`notify_all` is a futex syscall even
+    /// with nobody waiting: only when someone can be).
+    fn wake_if(&self, drained: bool) {
+        if drained {
+            self.idle.notify_all();
         }
     }
 }
@@ -412,7 +443,7 @@ impl SimHandle {
         let (file, ca, granted) = self.begin(code)?;
         // The contract's blocks are at most 24 bytes: a system buffer of that
         // size lives on the stack (no allocator call per request); longer
-        // caller buffers get a heap one, as before.
+        // caller buffers get a heap one.
         let len = input.len().max(output.len());
         let mut small = [0u8; 64];
         let mut large = Vec::new();
@@ -423,24 +454,18 @@ impl SimHandle {
             &mut large
         };
         system_buffer[..input.len()].copy_from_slice(input);
-        let result = {
-            let mut driver = lock(&self.inner.driver);
-            let request = routine(&mut driver, self.pid, |d| {
+        let (result, drained) = {
+            let mut state = lock(&self.inner.state);
+            let request = routine(&mut state.driver, self.pid, |d| {
                 d.device_control(ca, self.pid, granted, code, &system_buffer[..input.len()], output.len())
             });
-            match request {
-                Ok(response) => Ok(response.encode(&mut system_buffer[..output.len()])),
-                Err(status) => Err(status),
-            }
+            let result = request.map(|response| response.encode(&mut system_buffer[..output.len()]));
+            (result, state.end_request(file, self.pid))
         };
-        self.end(file);
-        match result {
-            Ok(written) => {
-                output[..written].copy_from_slice(&system_buffer[..written]);
-                Ok(written)
-            }
-            Err(status) => Err(status.raw()),
-        }
+        self.inner.wake_if(drained);
+        let written = result.map_err(Status::raw)?;
+        output[..written].copy_from_slice(&system_buffer[..written]);
+        Ok(written)
     }
 
     /// Reads one dword of BAR 0 with one request through the full I/O path
@@ -451,16 +476,17 @@ impl SimHandle {
     pub fn read_dword_via_request(&self, offset: u32) -> Result<u32, i32> {
         let (file, _ca, _granted) = self.begin(crate::abi::FW_QUERY_CRSPACE)?;
         let mut system_buffer = [0u8; 4];
-        let result = {
-            let driver = lock(&self.inner.driver);
-            if offset % 4 != 0 || offset >= driver.bars().bar0 {
+        let (result, drained) = {
+            let mut state = lock(&self.inner.state);
+            let result = if offset % 4 != 0 || offset >= state.driver.bars().bar0 {
                 Err(Status::INVALID_PARAMETER)
             } else {
                 system_buffer.copy_from_slice(&self.inner.bar.read_dword(offset).to_le_bytes());
                 Ok(())
-            }
+            };
+            (result, state.end_request(file, self.pid))
         };
-        self.end(file);
+        self.inner.wake_if(drained);
         result.map_err(Status::raw)?;
         Ok(u32::from_le_bytes(system_buffer))
     }
@@ -468,62 +494,45 @@ impl SimHandle {
     /// The I/O manager's part before the IRP: the handle, the access bits of
     /// the code against the handle's, a reference on the file object.
     fn begin(&self, code: u32) -> Result<(FileId, CaId, Access), i32> {
-        let mut io = lock(&self.inner.io);
-        if let Some(status) = io.failed_opens.get(&self.id) {
+        if let Some(status) = self.refused {
             return Err(status.raw());
         }
-        let handle = match io.handles.get(&self.id) {
-            Some(h) if !io.processes.get(&h.pid).is_some_and(|p| p.exiting) => *h,
-            _ => return Err(Status::INVALID_HANDLE.raw()),
+        let mut state = lock(&self.inner.state);
+        let io = &mut state.io;
+        let Some(handle) = io.handles.get(&self.id).copied() else {
+            return Err(Status::INVALID_HANDLE.raw());
         };
+        let process = io.processes.get_mut(&handle.pid).expect("a handle's process exists");
+        if process.exiting {
+            return Err(Status::INVALID_HANDLE.raw());
+        }
         if !handle.access.contains(code_access(code)) {
             return Err(Status::ACCESS_DENIED.raw());
         }
+        process.inflight += 1;
         let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.refs += 1;
         let (ca, access) = (file.ca.expect("an open handle has a context"), file.access.intersection(handle.access));
-        io.process(self.pid).inflight += 1;
         Ok((handle.file, ca, access))
-    }
-
-    /// The request completed: its reference on the file object goes (the
-    /// handle may have been closed meanwhile by another thread; then this
-    /// was the last reference and the close is sent now).
-    fn end(&self, file: FileId) {
-        let mut io = lock(&self.inner.io);
-        // Only `terminate` waits on `idle`, and only for the last request of
-        // a process that is exiting: wake it then, not after every request
-        // (`notify_all` is a futex syscall even with nobody waiting).
-        let drained = match io.processes.get_mut(&self.pid) {
-            Some(p) => {
-                p.inflight -= 1;
-                p.exiting && p.inflight == 0
-            }
-            None => false,
-        };
-        self.inner.release_file(&mut io, file, self.pid);
-        self.inner.after_close(&mut io);
-        if drained {
-            self.inner.idle.notify_all();
-        }
     }
 
     /// `DuplicateHandle` into process `pid`: the same file object, so the
     /// same context, mappings and lease. The new handle has this one's access.
     pub fn duplicate(&self, pid: u32) -> SimHandle {
-        let mut io = lock(&self.inner.io);
+        let mut state = lock(&self.inner.state);
+        let State { io, driver } = &mut *state;
         let id = io.next_id();
         let Some(handle) = io.handles.get(&self.id).copied() else {
-            io.failed_opens.insert(id, Status::INVALID_HANDLE);
-            return SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true) };
+            let refused = Some(Status::INVALID_HANDLE);
+            return SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true), refused };
         };
         io.process(pid);
-        lock(&self.inner.driver).platform_mut().process_started(pid);
+        driver.platform_mut().process_started(pid);
         let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
         file.handles += 1;
         file.refs += 1;
         io.handles.insert(id, HandleEntry { pid, ..handle });
-        SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false) }
+        SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false), refused: None }
     }
 
     /// `CloseHandle`, in this handle's process.
@@ -544,9 +553,7 @@ impl SimHandle {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        let mut io = lock(&self.inner.io);
-        self.inner.close_handle(&mut io, self.id);
-        self.inner.after_close(&mut io);
+        lock(&self.inner.state).close_handle(self.id);
     }
 
     /// The process this handle belongs to.
@@ -557,9 +564,6 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        let mut io = lock(&self.inner.io);
-        io.failed_opens.remove(&self.id);
-        drop(io);
         self.close_now();
     }
 }

@@ -1,8 +1,13 @@
 //! The simulated platform: BAR 0 is a memfd, each user view a real `mmap` of
 //! it, `PROT_READ` for read-only views and `PROT_READ | PROT_WRITE` for
-//! read-write ones. It also keeps Driver Verifier's ledger of views: every
+//! read-write ones. It also keeps Driver Verifier's books on views: every
 //! view unmapped exactly once, in its owner's process, never after that
-//! process ended. A violation panics, as Verifier would bugcheck.
+//! process ended. A violation panics, as Verifier would bugcheck. "At most
+//! once" the types already give: a view is a value the core owns and hands
+//! back to [`Platform::unmap_view`], neither `Clone` nor `Copy`. "At least
+//! once" the books give: they count each owner's live views, so a view never
+//! unmapped is still counted when its process ends or the last handle
+//! closes.
 //!
 //! Fault injection ([`Faults`]) fails the Nth map, the Nth attach to another
 //! process for an unmap, or the Nth allocation of the driver's pool
@@ -13,7 +18,7 @@ use crate::status::{Result, Status};
 use memmap2::{MmapOptions, MmapRaw};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
@@ -92,12 +97,16 @@ pub(crate) type IdHash = BuildHasherDefault<IdHasher>;
 pub(crate) struct SimView {
     map: MmapRaw,
     owner: Pid,
+    writable: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Ledger {
-    owner: Pid,
-    writable: bool,
+/// Verifier's books on one process.
+#[derive(Debug, Default, Clone, Copy)]
+struct Owner {
+    /// Its views, mapped and not yet unmapped.
+    views: usize,
+    /// It ended; none of its views may be touched again.
+    ended: bool,
 }
 
 /// Faults to inject: the Nth call (counting from 1, from the moment they are
@@ -246,8 +255,11 @@ pub(crate) struct SimPlatform {
     bar: std::sync::Arc<Bar>,
     /// The process whose context the driver runs in right now.
     context: Pid,
-    ledger: HashMap<usize, Ledger, IdHash>,
-    ended: HashSet<Pid, IdHash>,
+    /// Verifier's books, by process.
+    owners: HashMap<Pid, Owner, IdHash>,
+    /// Views mapped and not yet unmapped, all processes; the read-write ones.
+    live: usize,
+    writable: usize,
     attaches: u64,
     /// Calls since the faults were armed: maps, unmaps that had to attach,
     /// driver pool allocations.
@@ -266,8 +278,9 @@ impl SimPlatform {
         SimPlatform {
             bar,
             context: 0,
-            ledger: HashMap::default(),
-            ended: HashSet::default(),
+            owners: HashMap::default(),
+            live: 0,
+            writable: 0,
             attaches: 0,
             maps: 0,
             attach_calls: 0,
@@ -284,15 +297,15 @@ impl SimPlatform {
     }
 
     pub fn live_views(&self) -> usize {
-        self.ledger.len()
+        self.live
     }
 
     pub fn views_of(&self, pid: Pid) -> usize {
-        self.ledger.values().filter(|l| l.owner == pid).count()
+        self.owners.get(&pid).map_or(0, |o| o.views)
     }
 
     pub fn writable_views(&self) -> usize {
-        self.ledger.values().filter(|l| l.writable).count()
+        self.writable
     }
 
     pub fn attaches(&self) -> u64 {
@@ -342,14 +355,17 @@ impl SimPlatform {
 
     /// `pid` ended: no view of it may exist now or be touched later.
     pub fn process_ended(&mut self, pid: Pid) {
-        let left = self.views_of(pid);
+        let owner = self.owners.entry(pid).or_default();
+        let left = owner.views;
         assert!(left == 0, "DRIVER VERIFIER: {left} view(s) outlived their process {pid}");
-        self.ended.insert(pid);
+        owner.ended = true;
     }
 
     /// A pid is being used again by a new process.
     pub fn process_started(&mut self, pid: Pid) {
-        self.ended.remove(&pid);
+        if let Some(owner) = self.owners.get_mut(&pid) {
+            owner.ended = false;
+        }
     }
 }
 
@@ -369,18 +385,21 @@ impl Platform for SimPlatform {
         let map = if writable { options.map_raw(&self.bar.mem) } else { options.map_raw_read_only(&self.bar.mem) };
         let map = map.map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
         // CAST: the address is what the "user" gets back as its VA.
-        let addr = map.as_ptr() as usize;
-        self.ledger.insert(addr, Ledger { owner: self.context, writable });
-        Ok((SimView { map, owner: self.context }, addr as u64))
+        let va = map.as_ptr() as u64;
+        self.owners.entry(self.context).or_default().views += 1;
+        self.live += 1;
+        self.writable += usize::from(writable);
+        Ok((SimView { map, owner: self.context, writable }, va))
     }
 
     fn unmap_view(&mut self, view: SimView) {
         let _os = OutsideDriver::new();
-        assert!(
-            !self.ended.contains(&view.owner),
-            "DRIVER VERIFIER: unmapping a view of process {} after it ended",
-            view.owner
-        );
+        let owner = self.owners.entry(view.owner).or_default();
+        assert!(!owner.ended, "DRIVER VERIFIER: unmapping a view of process {} after it ended", view.owner);
+        assert!(owner.views > 0, "DRIVER VERIFIER: unmapping a view of process {}, which has none", view.owner);
+        owner.views -= 1;
+        self.live -= 1;
+        self.writable -= usize::from(view.writable);
         // KeStackAttachProcess when the driver runs in another process.
         if view.owner != self.context {
             self.attach_calls += 1;
@@ -393,12 +412,6 @@ impl Platform for SimPlatform {
                 self.attaches += 1;
             }
         }
-        let addr = view.map.as_ptr() as usize;
-        let entry = self.ledger.remove(&addr);
-        let Some(ledger) = entry else {
-            panic!("DRIVER VERIFIER: view at {addr:#x} unmapped twice or never mapped");
-        };
-        assert_eq!(ledger.owner, view.owner, "DRIVER VERIFIER: view at {addr:#x} changed owner");
         // munmap, in the owner's (attached) context. After a failed attach the
         // host mapping still goes: in the simulation it is the platform's hold.
         drop(view.map);
