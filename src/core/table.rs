@@ -32,6 +32,10 @@ pub(crate) struct Entry<V> {
 /// Smallest table that is allocated (slots).
 const MIN_SLOTS: usize = 8;
 
+/// Entries [`ViewTable::drain_all`] gathers before handing them over: under
+/// 1 KiB of (kernel) stack for the views of either platform.
+const DRAIN_BATCH: usize = 16;
+
 #[derive(Debug)]
 pub(crate) struct ViewTable<V> {
     /// Empty, or a power of two in length, at most three quarters full: at
@@ -164,12 +168,29 @@ impl<V> ViewTable<V> {
     }
 
     /// Removes every entry, handing each to `sink`, and frees the slots.
+    ///
+    /// The entries go over in batches gathered from consecutive slots. The
+    /// sink unmaps (a system call each); by the time it returns, a large
+    /// table has been pushed out of the cache, and reading slot by slot
+    /// between unmaps would miss on almost every entry, which made a cleanup
+    /// of 10,000 views cost the driver three times as much per view as one of
+    /// 1,000. A batch is read in one sequential sweep and then sits in a small
+    /// buffer on the stack, so the driver's cost per view stays the same at
+    /// any size (benches/crspace.rs, `cleanup`).
     pub fn drain_all(&mut self, mut sink: impl FnMut(Entry<V>)) {
         let slots = core::mem::take(&mut self.slots);
         self.len = 0;
+        let mut batch: [Option<Entry<V>>; DRAIN_BATCH] = core::array::from_fn(|_| None);
+        let mut gathered = 0;
         for entry in slots.into_iter().flatten() {
-            sink(entry);
+            batch[gathered] = Some(entry);
+            gathered += 1;
+            if gathered == DRAIN_BATCH {
+                batch.iter_mut().filter_map(Option::take).for_each(&mut sink);
+                gathered = 0;
+            }
         }
+        batch.iter_mut().filter_map(Option::take).for_each(sink);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry<V>> {
@@ -213,8 +234,12 @@ mod tests {
         );
         assert!(t.iter().all(|e| e.key.pid != 1));
         assert_eq!(drained.len() + t.len(), 2500);
-        let mut rest = 0;
-        t.drain_all(|_| rest += 1);
-        assert_eq!((rest, t.len()), (2500 - drained.len(), 0));
+        // Every remaining entry exactly once, over many batches and a partial one.
+        let mut rest = BTreeSet::new();
+        t.drain_all(|e| assert!(rest.insert(e.view), "{:#x} handed over twice", e.view));
+        let expected: BTreeSet<u64> =
+            (1..5000u64).step_by(2).filter(|n| n % 3 != 1).map(|n| 0x7f00_0000_0000 + n * 0x1000 + 0x14).collect();
+        assert_ne!(expected.len() % DRAIN_BATCH, 0, "the last batch is a partial one");
+        assert_eq!((rest, t.len()), (expected, 0));
     }
 }
