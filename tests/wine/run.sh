@@ -30,6 +30,19 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Wine can hang (a driver that never completes an IRP, a wineserver that
+# never idles): every Wine step has a time limit, so that a hang fails this
+# run with a message instead of stalling CI. The limits are generous: a
+# fresh prefix takes about 20 s, the whole run under a minute.
+WINE_LIMIT=${WINE_LIMIT:-600}
+exec 3>&2 # the message reaches the terminal even when the step's stderr is redirected
+limited() { # limited WHAT COMMAND...: run COMMAND, failing loudly after WINE_LIMIT seconds
+  local what=$1 rc=0; shift
+  timeout --kill-after=10 "$WINE_LIMIT" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "wine: $what did not finish within $WINE_LIMIT s" >&3; fi
+  return "$rc"
+}
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlnx_hca-wine.XXXXXX")
 export WINEPREFIX=$WORK/prefix WINEARCH=win64 WINEDLLOVERRIDES="mscoree,mshtml=" DISPLAY=
 cleanup() {
@@ -48,8 +61,8 @@ $CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c"
 
 echo "wine: new prefix"
 t=$SECONDS
-wineboot -i >/dev/null 2>&1
-wineserver -w
+limited "wineboot" wineboot -i >/dev/null 2>&1
+limited "wineserver after wineboot" wineserver -w
 echo "wine: prefix ready ($((SECONDS - t)) s)"
 
 D=$WINEPREFIX/drive_c/mlnx_hca
@@ -76,9 +89,9 @@ LOG=$WORK/wine.log
 export WINEDEBUG=-all,+debugstr,err+ntoskrnl,err+plugplay
 set +e
 OUT=$WORK/client.out
-wine cmd /c 'C:\mlnx_hca\ci.bat' 2>"$LOG" | tee "$OUT"
+limited "the client run (ci.bat)" wine cmd /c 'C:\mlnx_hca\ci.bat' 2>"$LOG" | tee "$OUT"
 rc=${PIPESTATUS[0]}
-wineserver -w
+if ! limited "wineserver after the client run" wineserver -w && [ "$rc" = 0 ]; then rc=wineserver; fi
 set -e
 # The driver's lines (DbgPrint shows as warn:debugstr:OutputDebugStringA "...").
 DRV=$WORK/driver.log
