@@ -6,9 +6,9 @@
 //! threads stopped at a barrier) the books must balance (the views of every
 //! open handle add up to the device's, the lease is held exactly while a
 //! read-write view lives, every open context has a handle); at the end
-//! nothing is left. The simulator's Verifier (a view unmapped twice, in the
-//! wrong process or after its process ended, or left behind) holds
-//! throughout.
+//! nothing is left. The simulator's Verifier (no view unmapped after its
+//! process ended, none left behind when its process ends or the last handle
+//! closes) holds throughout.
 //!
 //! The core is one `&mut` state machine behind the device lock, so safe Rust
 //! already rules out data races in it; what can go wrong is the order of
@@ -187,8 +187,8 @@ impl Shared {
                 allowed.extend(raced);
                 // Whose view a VA is cannot be told here (a VA is reused once
                 // unmapped, maybe by another thread's map before this one
-                // recorded its own); the Verifier checks every unmap is the
-                // owner's, tests/model.rs that a foreign VA is refused.
+                // recorded its own); tests/model.rs checks that a foreign VA
+                // is refused.
                 if let Some(n) =
                     self.request(&slot, FW_UNMAP_CRSPACE, &UnmapCrSpaceIn { va: m.va }.to_bytes(), &mut [], &allowed)
                 {

@@ -133,9 +133,15 @@ pub struct SimHandle {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic under a lock is a Verifier bugcheck already; keep reporting.
+    // A panic under the lock is a Verifier bugcheck already: let the other
+    // threads go on to report what they see (`terminate` stops waiting).
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// How often a waiting `terminate` looks whether a Verifier check failed in
+/// another thread (a panic under the lock can leave the count it waits on
+/// where it was, with nobody left to wake it).
+const POISON_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Runs one driver routine (dispatch, PnP, notification) in process `pid`'s
 /// context, with the device lock held: its allocations are the driver's pool.
@@ -227,7 +233,14 @@ impl SimHca {
                 // Ended by the thread that began ending it.
                 _ => return,
             }
-            state = self.inner.idle.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = match self.inner.idle.wait_timeout(state, POISON_POLL) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            assert!(
+                !self.inner.state.is_poisoned(),
+                "the simulated HCA stopped: a Verifier check failed in another thread (see its panic)"
+            );
         }
         let mine: Vec<HandleId> = state.io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
         for id in mine {
@@ -389,8 +402,9 @@ impl State {
         }
     }
 
-    /// After a file object went: Verifier's check that nothing is left once
-    /// no file object is, and the remove that follows a surprise removal.
+    /// After a file object went, a process ended or a surprise removal:
+    /// Verifier's check that nothing is left once no file object is, and the
+    /// remove that follows a surprise removal once the last one went.
     fn after_close(&mut self) {
         if !self.io.files.is_empty() {
             return;

@@ -56,11 +56,10 @@ impl Bar {
     }
 }
 
-/// Hashes the simulator's own keys (ids, pids, view addresses), which no
+/// Hashes the simulator's own keys (handle and file ids, pids), which no
 /// caller chooses: one multiply per word instead of SipHash's hundred-odd
 /// instructions. `finish` rotates the product's well-mixed high bits down,
-/// because the table indexes with the low bits and page-aligned addresses
-/// have twelve zero low bits.
+/// because the table indexes with the low bits.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
