@@ -16,6 +16,15 @@ ONLY=${1:-all}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 stage() { echo; echo "=== $* ==="; STAGE_START=$SECONDS; }
+# within MINUTES COMMAND...: a stage that runs tests gets a time limit far
+# above its usual time (builds included), so that a hang (a deadlock in a
+# test) fails it with a message instead of stalling CI until CI's deadline.
+within() {
+  local minutes=$1 rc=0; shift
+  timeout --kill-after=30 "$((minutes * 60))" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "!!! $* did not finish within $minutes min: a hang?" >&2; fi
+  return "$rc"
+}
 done_stage() { echo "--- ok ($((SECONDS - STAGE_START)) s)"; }
 
 need_debs() { # install Debian packages that are missing, and only those
@@ -42,7 +51,7 @@ done_stage
 HOST=(--locked --config 'profile.dev.panic="unwind"' --config 'profile.release.panic="unwind"')
 
 stage "host tests: core, simulated HCA, contract, C header, INF, tools"
-cargo test --workspace "${HOST[@]}"
+within 30 cargo test --workspace "${HOST[@]}"
 done_stage
 
 stage "crspace: fmt, clippy, Windows type-check"
@@ -58,12 +67,12 @@ fuzz/run.sh smoke
 done_stage
 
 stage "concurrency stress under ThreadSanitizer"
-fuzz/tsan.sh
+within 30 fuzz/tsan.sh
 done_stage
 
 stage "spin: the Windows layer's synchronisation, exhaustively; every seeded bug caught"
-src/windows/model/run.sh
-src/windows/model/run.sh --seeds
+within 30 src/windows/model/run.sh
+within 30 src/windows/model/run.sh --seeds
 done_stage
 
 stage "Windows image: cross build of mlnx_hca.sys (release), clippy -D warnings"
