@@ -11,6 +11,7 @@
 //! `va` is a real address here.
 
 mod platform;
+mod slab;
 
 pub use platform::{DriverPool, Faults};
 
@@ -18,6 +19,7 @@ use crate::abi::{code_access, Access};
 use crate::core::{BarSizes, CaId, Config, Device, Pid, PnpState};
 use crate::status::Status;
 use platform::{Bar, IdHash, SimPlatform};
+use slab::{Key, Slab};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -51,8 +53,9 @@ impl SimAccess {
     }
 }
 
-type FileId = u64;
-type HandleId = u64;
+type FileId = Key;
+type HandleId = Key;
+type ProcessId = Key;
 
 #[derive(Debug)]
 struct FileObject {
@@ -68,24 +71,26 @@ struct FileObject {
 #[derive(Debug, Clone, Copy)]
 struct HandleEntry {
     pid: Pid,
+    process: ProcessId,
     file: FileId,
     access: Access,
 }
 
+/// A running process. Its key tells it from an earlier process that had the
+/// same pid.
 #[derive(Debug)]
 struct Process {
-    /// Tells this process from an earlier one with the same pid.
-    incarnation: u64,
     inflight: usize,
     exiting: bool,
 }
 
 #[derive(Debug, Default)]
 struct IoManager {
-    files: HashMap<FileId, FileObject, IdHash>,
-    handles: HashMap<HandleId, HandleEntry, IdHash>,
-    processes: HashMap<Pid, Process, IdHash>,
-    next_id: u64,
+    files: Slab<FileObject>,
+    handles: Slab<HandleEntry>,
+    processes: Slab<Process>,
+    /// The running process of each pid.
+    pids: HashMap<Pid, ProcessId, IdHash>,
 }
 
 /// Everything behind the simulator's one lock.
@@ -188,9 +193,8 @@ impl SimHca {
         match self.try_open(pid, access) {
             Ok(handle) => handle,
             Err(status) => {
-                let id = lock(&self.inner.state).io.next_id();
                 let refused = Some(Status::from_raw(status));
-                SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true), refused }
+                SimHandle { inner: self.inner.clone(), id: Key::NONE, pid, closed: AtomicBool::new(true), refused }
             }
         }
     }
@@ -199,16 +203,14 @@ impl SimHca {
     pub fn try_open(&self, pid: u32, access: SimAccess) -> Result<SimHandle, i32> {
         let mut state = lock(&self.inner.state);
         let State { io, driver } = &mut *state;
-        if io.processes.get(&pid).is_some_and(|p| p.exiting) {
+        if io.running(pid).is_some_and(|p| p.exiting) {
             return Err(Status::INVALID_HANDLE.raw());
         }
         driver.platform_mut().process_started(pid);
         let ca = routine(driver, pid, |d| d.open()).map_err(Status::raw)?;
-        io.process(pid);
-        let file = io.next_id();
-        io.files.insert(file, FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
-        let id = io.next_id();
-        io.handles.insert(id, HandleEntry { pid, file, access: access.granted() });
+        let process = io.process(pid);
+        let file = io.files.insert(FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
+        let id = io.handles.insert(HandleEntry { pid, process, file, access: access.granted() });
         Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false), refused: None })
     }
 
@@ -221,17 +223,17 @@ impl SimHca {
     pub fn terminate(&self, pid: u32) {
         let mut state = lock(&self.inner.state);
         let process = state.io.process(pid);
-        let incarnation = process.incarnation;
-        let ender = !std::mem::replace(&mut process.exiting, true);
+        let running = state.io.processes.get_mut(process).expect("just started or found");
+        let ender = !std::mem::replace(&mut running.exiting, true);
         loop {
-            match state.io.processes.get(&pid) {
-                Some(p) if p.incarnation == incarnation => {
+            match state.io.processes.get(process) {
+                Some(p) => {
                     if ender && p.inflight == 0 {
                         break;
                     }
                 }
                 // Ended by the thread that began ending it.
-                _ => return,
+                None => return,
             }
             state = match self.inner.idle.wait_timeout(state, POISON_POLL) {
                 Ok((state, _)) => state,
@@ -242,13 +244,15 @@ impl SimHca {
                 "the simulated HCA stopped: a Verifier check failed in another thread (see its panic)"
             );
         }
-        let mine: Vec<HandleId> = state.io.handles.iter().filter(|(_, h)| h.pid == pid).map(|(id, _)| *id).collect();
+        let mine: Vec<HandleId> =
+            state.io.handles.iter().filter(|(_, h)| h.process == process).map(|(id, _)| id).collect();
         for id in mine {
             state.close_handle(id);
         }
         routine(&mut state.driver, pid, |d| d.process_exited(pid));
         state.driver.platform_mut().process_ended(pid);
-        state.io.processes.remove(&pid);
+        state.io.processes.remove(process);
+        state.io.pids.remove(&pid);
         state.after_close();
         // Other threads ending this process wait for it to be gone.
         self.inner.idle.notify_all();
@@ -356,18 +360,15 @@ impl SimHca {
 }
 
 impl IoManager {
-    fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+    /// The running process `pid`, started now if there is none.
+    fn process(&mut self, pid: Pid) -> ProcessId {
+        let processes = &mut self.processes;
+        *self.pids.entry(pid).or_insert_with(|| processes.insert(Process { inflight: 0, exiting: false }))
     }
 
-    /// Process `pid`, started now if it does not exist.
-    fn process(&mut self, pid: Pid) -> &mut Process {
-        let next_id = &mut self.next_id;
-        self.processes.entry(pid).or_insert_with(|| {
-            *next_id += 1;
-            Process { incarnation: *next_id, inflight: 0, exiting: false }
-        })
+    /// The running process `pid`, if there is one.
+    fn running(&self, pid: Pid) -> Option<&Process> {
+        self.processes.get(*self.pids.get(&pid)?)
     }
 }
 
@@ -375,10 +376,10 @@ impl State {
     /// Drops one handle: cleanup when it was the file object's last handle,
     /// close when nothing else references the file object.
     fn close_handle(&mut self, id: HandleId) {
-        let Some(handle) = self.io.handles.remove(&id) else {
+        let Some(handle) = self.io.handles.remove(id) else {
             return;
         };
-        let file = self.io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        let file = self.io.files.get_mut(handle.file).expect("a handle's file object exists");
         file.handles -= 1;
         if file.handles == 0 {
             if let Some(ca) = file.ca {
@@ -390,10 +391,10 @@ impl State {
 
     /// Drops one reference to a file object; the last one sends the close.
     fn release_file(&mut self, file_id: FileId, pid: Pid) {
-        let file = self.io.files.get_mut(&file_id).expect("a referenced file object exists");
+        let file = self.io.files.get_mut(file_id).expect("a referenced file object exists");
         file.refs -= 1;
         if file.refs == 0 {
-            let file = self.io.files.remove(&file_id).expect("just seen");
+            let file = self.io.files.remove(file_id).expect("just seen");
             if let Some(ca) = file.ca {
                 let leftover = routine(&mut self.driver, pid, |d| d.close(ca));
                 assert_eq!(leftover, 0, "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left");
@@ -425,8 +426,8 @@ impl State {
     /// thread; then this was the last reference and the close is sent now).
     /// `true`: it was the last request of an exiting process, whose
     /// `terminate` waits for it.
-    fn end_request(&mut self, file: FileId, pid: Pid) -> bool {
-        let drained = match self.io.processes.get_mut(&pid) {
+    fn end_request(&mut self, file: FileId, process: ProcessId, pid: Pid) -> bool {
+        let drained = match self.io.processes.get_mut(process) {
             Some(p) => {
                 p.inflight -= 1;
                 p.exiting && p.inflight == 0
@@ -454,7 +455,7 @@ impl SimHandle {
     /// input copied in, the bytes the driver reports copied out; on failure
     /// the output buffer is left as it was.
     pub fn ioctl(&self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, i32> {
-        let (file, ca, granted) = self.begin(code)?;
+        let (file, process, ca, granted) = self.begin(code)?;
         // The contract's blocks are at most 24 bytes: a system buffer of that
         // size lives on the stack (no allocator call per request); longer
         // caller buffers get a heap one.
@@ -474,7 +475,7 @@ impl SimHandle {
                 d.device_control(ca, self.pid, granted, code, &system_buffer[..input.len()], output.len())
             });
             let result = request.map(|response| response.encode(&mut system_buffer[..output.len()]));
-            (result, state.end_request(file, self.pid))
+            (result, state.end_request(file, process, self.pid))
         };
         self.inner.wake_if(drained);
         let written = result.map_err(Status::raw)?;
@@ -488,7 +489,7 @@ impl SimHandle {
     /// Not part of the contract: the simulator's test surface, so that
     /// benchmarks can compare a mapping against one request per dword.
     pub fn read_dword_via_request(&self, offset: u32) -> Result<u32, i32> {
-        let (file, _ca, _granted) = self.begin(crate::abi::FW_QUERY_CRSPACE)?;
+        let (file, process, _ca, _granted) = self.begin(crate::abi::FW_QUERY_CRSPACE)?;
         let mut system_buffer = [0u8; 4];
         let (result, drained) = {
             let mut state = lock(&self.inner.state);
@@ -498,7 +499,7 @@ impl SimHandle {
                 system_buffer.copy_from_slice(&self.inner.bar.read_dword(offset).to_le_bytes());
                 Ok(())
             };
-            (result, state.end_request(file, self.pid))
+            (result, state.end_request(file, process, self.pid))
         };
         self.inner.wake_if(drained);
         result.map_err(Status::raw)?;
@@ -507,16 +508,16 @@ impl SimHandle {
 
     /// The I/O manager's part before the IRP: the handle, the access bits of
     /// the code against the handle's, a reference on the file object.
-    fn begin(&self, code: u32) -> Result<(FileId, CaId, Access), i32> {
+    fn begin(&self, code: u32) -> Result<(FileId, ProcessId, CaId, Access), i32> {
         if let Some(status) = self.refused {
             return Err(status.raw());
         }
         let mut state = lock(&self.inner.state);
         let io = &mut state.io;
-        let Some(handle) = io.handles.get(&self.id).copied() else {
+        let Some(handle) = io.handles.get(self.id).copied() else {
             return Err(Status::INVALID_HANDLE.raw());
         };
-        let process = io.processes.get_mut(&handle.pid).expect("a handle's process exists");
+        let process = io.processes.get_mut(handle.process).expect("a handle's process runs");
         if process.exiting {
             return Err(Status::INVALID_HANDLE.raw());
         }
@@ -524,10 +525,10 @@ impl SimHandle {
             return Err(Status::ACCESS_DENIED.raw());
         }
         process.inflight += 1;
-        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        let file = io.files.get_mut(handle.file).expect("a handle's file object exists");
         file.refs += 1;
         let (ca, access) = (file.ca.expect("an open handle has a context"), file.access.intersection(handle.access));
-        Ok((handle.file, ca, access))
+        Ok((handle.file, handle.process, ca, access))
     }
 
     /// `DuplicateHandle` into process `pid`: the same file object, so the
@@ -535,17 +536,16 @@ impl SimHandle {
     pub fn duplicate(&self, pid: u32) -> SimHandle {
         let mut state = lock(&self.inner.state);
         let State { io, driver } = &mut *state;
-        let id = io.next_id();
-        let Some(handle) = io.handles.get(&self.id).copied() else {
+        let Some(handle) = io.handles.get(self.id).copied() else {
             let refused = Some(Status::INVALID_HANDLE);
-            return SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(true), refused };
+            return SimHandle { inner: self.inner.clone(), id: Key::NONE, pid, closed: AtomicBool::new(true), refused };
         };
-        io.process(pid);
+        let process = io.process(pid);
         driver.platform_mut().process_started(pid);
-        let file = io.files.get_mut(&handle.file).expect("a handle's file object exists");
+        let file = io.files.get_mut(handle.file).expect("a handle's file object exists");
         file.handles += 1;
         file.refs += 1;
-        io.handles.insert(id, HandleEntry { pid, ..handle });
+        let id = io.handles.insert(HandleEntry { pid, process, ..handle });
         SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false), refused: None }
     }
 
