@@ -32,9 +32,11 @@ mkdir -p "$WORK"
 
 fuzz() { cargo "+$TOOLCHAIN" fuzz "$@"; }
 
+files() { find "$1" -type f | wc -l; } # files DIR: how many inputs a corpus holds
+
 campaign() { # seconds
   local log=$WORK/../$TARGET.log status=0
-  echo "=== fuzz $TARGET for $1 s (corpus: $(ls "$KEPT" | wc -l) kept, $(ls "$WORK" | wc -l) found before) ==="
+  echo "=== fuzz $TARGET for $1 s (corpus: $(files "$KEPT") kept, $(files "$WORK") found before) ==="
   fuzz run "$TARGET" "$WORK" "$KEPT" -- \
     -max_total_time="$1" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
   local last execs rate
@@ -60,7 +62,7 @@ case "$MODE" in
       echo "FAILED: a kept corpus input crashes; run: cd fuzz && cargo +$TOOLCHAIN fuzz run $TARGET $KEPT -- -runs=0" >&2
       exit 1
     }
-    echo "corpus replay: $(ls "$KEPT" | wc -l) kept inputs pass"
+    echo "corpus replay: $(files "$KEPT") kept inputs pass"
     campaign "${FUZZ_SMOKE_SECONDS:-25}"
     ;;
   minimize)
@@ -72,7 +74,7 @@ case "$MODE" in
     # every branch; campaigns keep their fuller working corpus in $WORK.
     fuzz cmin "$TARGET" "$KEPT" -- -use_counters=0 -use_value_profile=0
     (cd .. && cargo test --test fuzz_corpus -- --ignored write_seeds && cargo test --test fuzz_corpus)
-    echo "kept corpus: $(ls "$KEPT" | wc -l) inputs, $(du -sh "$KEPT" | cut -f1)"
+    echo "kept corpus: $(files "$KEPT") inputs, $(du -sh "$KEPT" | cut -f1)"
     ;;
   *[!0-9]* | '')
     echo "usage: fuzz/run.sh [SECONDS | smoke | minimize]" >&2

@@ -27,20 +27,10 @@ within() {
 }
 done_stage() { echo "--- ok ($((SECONDS - STAGE_START)) s)"; }
 
-need_debs() { # install Debian packages that are missing, and only those
-  local missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
 
 stage "host prerequisites"
 # gcc-multilib: the C header test also compiles for 32-bit (WOW64) callers.
-need_debs gcc gcc-multilib
+tools/need-debs.sh gcc gcc-multilib
 command -v cargo >/dev/null || { echo "cargo (rustup stable) is required" >&2; exit 1; }
 done_stage
 
@@ -58,6 +48,11 @@ stage "crspace: fmt, clippy, Windows type-check"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets "${HOST[@]}" -- -D warnings
 tools/crspace/check-windows.sh clippy
+done_stage
+
+stage "scripts: shellcheck"
+tools/need-debs.sh shellcheck
+git ls-files -z '*.sh' | xargs -0 shellcheck -x
 done_stage
 
 [ "$ONLY" = host ] && exit 0

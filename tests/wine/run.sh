@@ -18,17 +18,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SYS=$(realpath "${1:?usage: run.sh SYS INF}")
 INF=$(realpath "${2:?usage: run.sh SYS INF}")
-HWID='root\mlnx_hca_sim'
 
-need=()
-for p in wine wine64 gcc-mingw-w64-x86-64; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+"$ROOT/tools/need-debs.sh" wine wine64 gcc-mingw-w64-x86-64
 
 # Wine can hang (a driver that never completes an IRP, a wineserver that
 # never idles): every Wine step has a time limit, so that a hang fails this
@@ -47,7 +38,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlnx_hca-wine.XXXXXX")
 export WINEPREFIX=$WORK/prefix WINEARCH=win64 WINEDLLOVERRIDES="mscoree,mshtml=" DISPLAY=
 cleanup() {
   wineserver -k >/dev/null 2>&1 || true
-  [ "${KEEP_WINE_PREFIX:-0}" = 1 ] && echo "prefix kept: $WORK" || rm -rf "$WORK"
+  if [ "${KEEP_WINE_PREFIX:-0}" = 1 ]; then echo "prefix kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

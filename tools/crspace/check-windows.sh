@@ -45,20 +45,8 @@ log() { echo "check-windows: $*" >&2; }
 # Debian's toolchain; installed only when missing (no apt-get update otherwise).
 PKGS="rustc-web cargo-web rust-web-src"
 [ "$ACTION" = clippy ] && PKGS="$PKGS rust-web-clippy"
-missing=""
-for p in $PKGS; do
-    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-    [ "$st" = installed ] || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    log "installing Debian packages:$missing"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    # shellcheck disable=SC2086  # the package list is split on purpose
-    $SUDO apt-get install -y -qq --no-install-recommends $missing
-fi
+# shellcheck disable=SC2086  # the package list is split on purpose
+"$ROOT/tools/need-debs.sh" $PKGS
 
 # ------------------------------------------------------------- 2. toolchain
 # Nothing from a surrounding cargo/rustup invocation may leak in.
@@ -85,19 +73,10 @@ export CARGO_RESOLVER_LOCKFILE_PATH=$LOCKDIR/Cargo.lock
 lock_before=$(sha256sum < "$ROOT/Cargo.lock")
 
 # ------------------------------------------------------------- 4. offline when possible
-key() {
-    { find "$ROOT" -name Cargo.toml -not -path "$ROOT/target/*" -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
-      sha256sum "$LOCKDIR/Cargo.lock"; } | sha256sum | cut -c1-32
-}
-case ${CRSPACE_WINDOWS_OFFLINE:-auto} in
-    1) export CARGO_NET_OFFLINE=true ;;
-    0) unset CARGO_NET_OFFLINE ;;
-    *) if [ "$(cat "$LOCKDIR/fetched" 2>/dev/null)" = "$(key)" ]; then
-           export CARGO_NET_OFFLINE=true
-       else
-           unset CARGO_NET_OFFLINE
-       fi ;;
-esac
+# shellcheck source-path=SCRIPTDIR source=../wdk-cross/cargo-offline.sh
+. "$ROOT/tools/wdk-cross/cargo-offline.sh"
+key() { fetch_key "$ROOT" "$LOCKDIR/Cargo.lock"; }
+choose_offline "${CRSPACE_WINDOWS_OFFLINE:-auto}" "$LOCKDIR/fetched" "$(key)"
 
 # ------------------------------------------------------------- 5. check
 export CARGO_TARGET_DIR=$ROOT/target/crspace-windows

@@ -210,22 +210,11 @@ export CARGO_TARGET_${TRIPLE_ENV}_LINKER=lld-link-22
 export CARGO_TARGET_${TRIPLE_ENV}_RUSTFLAGS="-C target-feature=+crt-static -C link-arg=/RELEASE${USER_RUSTFLAGS:+ $USER_RUSTFLAGS}"
 
 # ------------------------------------------------------------------ 8. offline when possible
-# -Zbuild-std resolves the standard library's workspace too, and there our
-# [patch] is unused, which makes cargo refresh the crates.io index on every
-# run. Once a build has succeeded with the same manifests and lockfile,
-# everything is in $CARGO_HOME, so later runs go offline: faster, and they
-# work without a network. WDK_CROSS_OFFLINE=0/1 forces either way.
-fetch_key=$( { find "$ROOT" -name Cargo.toml -not -path "$ROOT/target/*" -print0 | LC_ALL=C sort -z \
-               | xargs -0 sha256sum; sha256sum "$LOCKDIR/Cargo.lock" "$CONFIG"; } | sha256sum | cut -c1-32)
-case ${WDK_CROSS_OFFLINE:-auto} in
-    1) export CARGO_NET_OFFLINE=true ;;
-    0) unset CARGO_NET_OFFLINE ;;
-    *) if [ "$(cat "$LOCKDIR/fetched" 2>/dev/null)" = "$fetch_key" ]; then
-           export CARGO_NET_OFFLINE=true
-       else
-           unset CARGO_NET_OFFLINE
-       fi ;;
-esac
+# Offline once a build succeeded with the same manifests, lockfile and cargo
+# config (see cargo-offline.sh); WDK_CROSS_OFFLINE=0/1 forces either way.
+# shellcheck source-path=SCRIPTDIR source=cargo-offline.sh
+. "$SCRIPTS/cargo-offline.sh"
+choose_offline "${WDK_CROSS_OFFLINE:-auto}" "$LOCKDIR/fetched" "$(fetch_key "$ROOT" "$LOCKDIR/Cargo.lock" "$CONFIG")"
 
 COMMON=(--manifest-path "$ROOT/Cargo.toml" -p "$PACKAGE" --target "$TRIPLE"
         "-Zbuild-std=core,alloc" --features "$FEATURES")
@@ -235,9 +224,7 @@ run() {
     (cd "$ROOT" && "$CARGO" "$@")
     log "  done in $((SECONDS - t)) s"
     # cargo may have updated the lockfile: key it again before recording
-    fetch_key=$( { find "$ROOT" -name Cargo.toml -not -path "$ROOT/target/*" -print0 | LC_ALL=C sort -z \
-                   | xargs -0 sha256sum; sha256sum "$LOCKDIR/Cargo.lock" "$CONFIG"; } | sha256sum | cut -c1-32)
-    echo "$fetch_key" > "$LOCKDIR/fetched"
+    fetch_key "$ROOT" "$LOCKDIR/Cargo.lock" "$CONFIG" > "$LOCKDIR/fetched"
 }
 # Extra arguments go to every cargo command; what follows a `--` (lint
 # options such as `-D warnings`) only to clippy.

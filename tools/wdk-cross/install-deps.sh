@@ -2,9 +2,9 @@
 # install-deps.sh -- install the Debian 12 packages that the Linux cross build of
 # the mlnx_hca WDM driver needs, and nothing else.
 #
-# Idempotent and quick on a second run: every package is first looked up with
-# dpkg-query; if all are installed the script exits without touching the network
-# (no `apt-get update`). Needs root (CI and the dev machines run as root).
+# Idempotent and quick on a second run (tools/need-debs.sh: every package is
+# first looked up with dpkg-query; if all are installed nothing touches the
+# network).
 #
 #   rustc-web cargo-web      Debian's Rust 1.96 (rustup's toolchain here has no
 #   rust-web-src             Windows target and no rust-src); the library source
@@ -26,22 +26,5 @@ set -eu
 PKGS="rustc-web cargo-web rust-web-src rust-web-clippy clang clang-14 libclang-dev
 lld-22 llvm mingw-w64-x86-64-dev python3 python3-pefile"
 
-missing=""
-for p in $PKGS; do
-    # ${db:Status-Status} is "installed" only for a fully installed package
-    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-    [ "$st" = installed ] || missing="$missing $p"
-done
-
-if [ -z "$missing" ]; then
-    echo "install-deps: all packages present"
-    exit 0
-fi
-
-echo "install-deps: installing:$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
 # shellcheck disable=SC2086  # word splitting of the package list is intended
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+exec "$(dirname "$0")/../need-debs.sh" $PKGS

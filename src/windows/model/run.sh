@@ -13,7 +13,7 @@
 # Environment: MODEL_JOBS (runs at once, default 2), MODEL_MEMLIM_MB (pan's
 # memory limit per run, default 4096).
 #
-# Needs spin (installed with apt-get when missing) and gcc.
+# Needs spin and gcc (installed with tools/need-debs.sh when missing).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -58,14 +58,7 @@ SEEDS=(
 )
 
 need_tools() {
-  if ! command -v spin >/dev/null; then
-    echo "spin not found: apt-get install -y spin"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y spin || { $sudo apt-get update && $sudo apt-get install -y spin; }
-  fi
-  command -v gcc >/dev/null || { echo "gcc is required" >&2; exit 1; }
+  "$HERE/../../../tools/need-debs.sh" spin gcc
 }
 
 # verify DIR MODE FLAGS...: spin -a, gcc, pan in DIR; pan's output in DIR/pan.out.

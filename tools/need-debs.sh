@@ -1,0 +1,26 @@
+#!/bin/sh
+# need-debs.sh PKG... -- install the Debian packages among PKG that are not
+# installed yet, and only those. Quick and offline when all are present: each
+# package is looked up with dpkg-query first, and `apt-get update` runs only
+# when something has to be installed. Uses sudo when not root.
+#
+# Every script of the project that needs a Debian package calls this
+# (tools/test.sh, tools/wdk-cross/install-deps.sh, tools/crspace/check-windows.sh,
+# tests/wine/run.sh, src/windows/model/run.sh).
+set -eu
+
+missing=""
+for p in "$@"; do
+    # ${db:Status-Status} is "installed" only for a fully installed package
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "need-debs: installing:$missing" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086  # word splitting of the package list is intended
+$SUDO apt-get install -y -qq --no-install-recommends $missing
