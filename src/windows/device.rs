@@ -10,7 +10,7 @@
 //! HCA can never become a simulated one (for instance when its resources are
 //! missing: that fails its start instead).
 
-use super::kernel::{nt_success, FastMutex, RemoveLock, FALSE, TRUE};
+use super::kernel::{nt_success, FastMutex, Irp, RemoveLock, FALSE, TRUE};
 use super::log::trace;
 use super::platform::WinPlatform;
 use super::{DEVICES, INTERFACE_GUID};
@@ -25,8 +25,8 @@ use wdk_sys::ntddk::{
     IoDetachDevice, IoGetDeviceProperty, IoRegisterDeviceInterface, IoSetDeviceInterfaceState, RtlFreeUnicodeString,
 };
 use wdk_sys::{
-    DEVICE_REGISTRY_PROPERTY, DRIVER_OBJECT, NTSTATUS, PDEVICE_OBJECT, STATUS_BUFFER_TOO_SMALL, STATUS_NO_SUCH_DEVICE,
-    STATUS_SUCCESS, ULONG, UNICODE_STRING,
+    DEVICE_REGISTRY_PROPERTY, DRIVER_OBJECT, IRP, NTSTATUS, PDEVICE_OBJECT, STATUS_BUFFER_TOO_SMALL,
+    STATUS_NO_SUCH_DEVICE, STATUS_SUCCESS, ULONG, UNICODE_STRING,
 };
 
 /// `instance` of a device not linked yet.
@@ -85,6 +85,24 @@ impl DeviceExtension {
         // SAFETY: (caller) a live device object of ours.
         let extension = unsafe { (*fdo).DeviceExtension };
         extension.cast()
+    }
+
+    /// Common start of every dispatch routine (file, device control, PnP,
+    /// power): the extension (as a pointer, for REMOVE_DEVICE, which deletes
+    /// it, and as a reference for everyone else) and the IRP.
+    ///
+    /// # Safety
+    /// As for a dispatch routine: `fdo` is our live FDO, `irp` its IRP.
+    pub(crate) unsafe fn enter<'a>(
+        fdo: PDEVICE_OBJECT,
+        irp: *mut IRP,
+    ) -> (*mut DeviceExtension, &'a DeviceExtension, Irp) {
+        // SAFETY: (caller) the I/O manager dispatches to our live FDO.
+        let ext_ptr = unsafe { DeviceExtension::from_fdo(fdo) };
+        // SAFETY: alive for the whole dispatch (REMOVE_DEVICE deletes it last).
+        let ext = unsafe { &*ext_ptr };
+        // SAFETY: (caller) ours until completed or passed down.
+        (ext_ptr, ext, unsafe { Irp::from_raw(irp) })
     }
 
     /// The PnP-only state.

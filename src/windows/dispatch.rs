@@ -8,7 +8,7 @@
 //! access the handle was granted at create (see [`FileContext`]).
 
 use super::device::DeviceExtension;
-use super::kernel::{current_pid, Irp};
+use super::kernel::current_pid;
 use super::log::trace;
 use crate::abi::Access;
 use crate::core::CaId;
@@ -101,25 +101,12 @@ fn granted_access(stack: &IO_STACK_LOCATION) -> Access {
     access
 }
 
-/// Common start of the four dispatch routines.
-///
-/// # Safety
-/// As for a dispatch routine: `fdo` is our live FDO, `irp` its IRP.
-unsafe fn enter<'a>(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> (&'a DeviceExtension, Irp) {
-    // SAFETY: (caller) the I/O manager dispatches to our live FDO.
-    let ext = unsafe { DeviceExtension::from_fdo(fdo) };
-    // SAFETY: the extension lives as long as the device (REMOVE_DEVICE).
-    let ext = unsafe { &*ext };
-    // SAFETY: (caller) the IRP is ours until completed below.
-    (ext, unsafe { Irp::from_raw(irp) })
-}
-
 /// `IRP_MJ_CREATE`: a new handle (file object) gets a context in the core.
 ///
 /// IRQL: PASSIVE_LEVEL, in the opener's thread. Takes: remove lock, device lock.
 pub(crate) unsafe extern "C" fn dispatch_create(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (ext, irp) = unsafe { enter(fdo, irp) };
+    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
     let _hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),
@@ -152,7 +139,7 @@ pub(crate) unsafe extern "C" fn dispatch_create(fdo: *mut DEVICE_OBJECT, irp: *m
 /// lock, device lock.
 pub(crate) unsafe extern "C" fn dispatch_cleanup(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (ext, irp) = unsafe { enter(fdo, irp) };
+    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
     let _hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),
@@ -179,7 +166,7 @@ pub(crate) unsafe extern "C" fn dispatch_cleanup(fdo: *mut DEVICE_OBJECT, irp: *
 /// IRQL: PASSIVE_LEVEL (APC_LEVEL at most). Takes: remove lock, device lock.
 pub(crate) unsafe extern "C" fn dispatch_close(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (ext, irp) = unsafe { enter(fdo, irp) };
+    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
     let _hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),
@@ -205,7 +192,7 @@ pub(crate) unsafe extern "C" fn dispatch_close(fdo: *mut DEVICE_OBJECT, irp: *mu
 /// device lock.
 pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (ext, irp) = unsafe { enter(fdo, irp) };
+    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
     let _hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),

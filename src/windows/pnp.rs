@@ -34,25 +34,11 @@ use wdk_sys::{
     STATUS_SUCCESS,
 };
 
-/// Common start of the dispatch routines: the extension, the IRP, a hold on
-/// the remove lock (or the IRP completed with `STATUS_DELETE_PENDING`).
-///
-/// # Safety
-/// As for a dispatch routine: `fdo` is our live FDO, `irp` its IRP.
-unsafe fn enter<'a>(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> (*mut DeviceExtension, &'a DeviceExtension, Irp) {
-    // SAFETY: (caller) the I/O manager dispatches to our live FDO.
-    let ext_ptr = unsafe { DeviceExtension::from_fdo(fdo) };
-    // SAFETY: alive for the whole dispatch (REMOVE_DEVICE deletes it last).
-    let ext = unsafe { &*ext_ptr };
-    // SAFETY: (caller) ours until completed or passed down.
-    (ext_ptr, ext, unsafe { Irp::from_raw(irp) })
-}
-
 /// `IRP_MJ_PNP`. IRQL: PASSIVE_LEVEL, in a PnP manager's system thread, one
 /// PnP IRP at a time per device.
 pub(crate) unsafe extern "C" fn dispatch_pnp(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (ext_ptr, ext, irp) = unsafe { enter(fdo, irp) };
+    let (ext_ptr, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
     let hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),
@@ -378,7 +364,7 @@ unsafe fn remove(ext_ptr: *mut DeviceExtension, irp: Irp, hold: RemoveLockGuard<
 /// PASSIVE_LEVEL (DO_POWER_PAGABLE).
 pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { enter(fdo, irp) };
+    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
     let _hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => {
@@ -397,7 +383,7 @@ pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mu
 /// `IRP_MJ_SYSTEM_CONTROL` (WMI): not a WMI provider, so passed down.
 pub(crate) unsafe extern "C" fn dispatch_system_control(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { enter(fdo, irp) };
+    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
     let _hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),
