@@ -392,12 +392,16 @@ impl<P: Platform> Device<P> {
         unmapped
     }
 
+    /// A view lives, or a context does: a handle is open, or its cleanup ran
+    /// but its `IRP_MJ_CLOSE` has not come yet (a request in flight still
+    /// references the file object). Agreeing to a removal in that window would
+    /// let the close reach a device `REMOVE_DEVICE` already tore down.
     fn busy(&self) -> bool {
-        self.live_views > 0 || self.open_handles() > 0
+        self.live_views > 0 || self.contexts() > 0
     }
 
     /// `IRP_MN_QUERY_REMOVE_DEVICE`: refused with `STATUS_DEVICE_BUSY` while
-    /// a view lives or a handle is open; agreed otherwise, and then new opens
+    /// a view lives or a context does (see `busy`); agreed otherwise, and then new opens
     /// are refused until [`remove`](Self::remove) or [`cancel_remove`](Self::cancel_remove).
     pub fn query_remove(&mut self) -> Result<()> {
         if self.busy() {

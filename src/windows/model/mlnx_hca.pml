@@ -504,10 +504,11 @@ inline Device_revoke_all() {
   lease_holder = 0; lease_pid = NONE; lease_wviews = 0
 }
 
-/* Device::query_remove: refused while a view lives or a handle is open. */
+/* Device::query_remove: refused while a view lives or a context does (a
+   handle is open, or its cleanup ran and its close has not come yet). */
 inline Device_query_remove() {
   if
-  :: live_views > 0 || (ca_exists[F1] && !ca_cleaned[F1]) || (ca_exists[F2] && !ca_cleaned[F2]) ->
+  :: live_views > 0 || ca_exists[F1] || ca_exists[F2] ->
      st = DEVICE_BUSY
   :: else ->
      if :: dev_state == Started -> dev_state = RemovePending :: else fi;
