@@ -377,3 +377,118 @@ fn surprise_removal_revokes_everything() {
     drop((a, b, dup));
     assert_eq!(hca.pnp_state(), mlnx_hca::core::PnpState::Removed, "REMOVE_DEVICE after the last close");
 }
+
+/// The I/O manager checks a code's access bits against the handle before the
+/// driver sees the code, so on a read-only handle an unknown code that asks
+/// for write access is `STATUS_ACCESS_DENIED`, while one that asks only for
+/// read access reaches the driver and is `STATUS_INVALID_DEVICE_REQUEST`
+/// (README, "Order of checks").
+#[test]
+fn on_a_read_only_handle_the_access_bits_of_an_unknown_code_answer_first() {
+    let hca = SimHca::new();
+    let ro = hca.open(A, SimAccess::Read);
+    let unknown_write = ctl_code(FILE_DEVICE_INFINIBAND, 0x804, METHOD_BUFFERED, Access::READ.union(Access::WRITE));
+    let unknown_read = ctl_code(FILE_DEVICE_INFINIBAND, 0x804, METHOD_BUFFERED, Access::READ);
+    refused(&hca, &ro, unknown_write, &[0; 12], 8, Status::ACCESS_DENIED);
+    refused(&hca, &ro, unknown_read, &[0; 12], 8, Status::INVALID_DEVICE_REQUEST);
+    // A known code with other method bits is unknown as well.
+    refused(&hca, &ro, FW_MAP_CRSPACE_RW | 3, &map_in(0, 0, 4), 8, Status::ACCESS_DENIED);
+    refused(&hca, &ro, FW_MAP_CRSPACE_RO | 3, &map_in(0, 0, 4), 8, Status::INVALID_DEVICE_REQUEST);
+}
+
+/// "Longer buffers than a block are accepted; only the block is read or
+/// written": an unmap whose input carries more than the VA.
+#[test]
+fn an_unmap_with_a_longer_input_reads_only_the_va() {
+    let hca = SimHca::new();
+    let h = hca.open(A, SimAccess::Read);
+    let va = map(&h, false, 0, 4).unwrap();
+    let mut input = UnmapCrSpaceIn { va }.to_bytes().to_vec();
+    input.extend_from_slice(&[0xEE; 8]);
+    let mut out = [0x5Au8; 8];
+    assert_eq!(st(h.ioctl(FW_UNMAP_CRSPACE, &input, &mut out)), Ok(0), "nothing written");
+    assert_eq!(out, [0x5A; 8], "the output buffer untouched");
+    assert_eq!(query(&h).mapping_count, 0);
+    assert_idle(&hca);
+}
+
+/// A window that straddles a page boundary maps every page it covers: the
+/// dwords on both sides read what the device holds.
+#[test]
+fn a_window_across_a_page_boundary_maps_both_pages() {
+    let hca = SimHca::new();
+    hca.write_dword(0xFFC, 0x1111_1111);
+    hca.write_dword(0x1000, 0x2222_2222);
+    let h = hca.open(A, SimAccess::Read);
+    let va = map(&h, false, 0xFFC, 8).unwrap();
+    assert_eq!((peek(va), peek(va + 4)), (0x1111_1111, 0x2222_2222));
+    unmap(&h, va).unwrap();
+}
+
+/// A duplicate shares its original's context: one quota and one lease. A
+/// second handle of the same process is another context and meets the lease
+/// like anyone else.
+#[test]
+fn a_duplicate_shares_its_originals_quota_and_lease() {
+    let hca = SimHca::new();
+    let h = hca.open(A, SimAccess::ReadWrite);
+    let dup = h.duplicate(B);
+    let views: Vec<u64> = (0..63).map(|i| map(&h, false, i * 4, 4).unwrap()).collect();
+    let last = map(&dup, true, 0, 4).unwrap();
+    assert_eq!(query(&dup).mapping_count, 64, "the duplicate sees the original's views");
+    refused_quota(&hca, &h, 64);
+    refused_quota(&hca, &dup, 64);
+    assert_eq!(hca.writer_pid(), Some(B), "the lease names the process that mapped read-write");
+    let other = hca.open(B, SimAccess::ReadWrite);
+    assert_eq!(map(&other, true, 0, 4), Err(Status::DEVICE_BUSY), "another handle of B meets the lease");
+    unmap(&dup, last).unwrap();
+    assert_eq!(hca.writer_pid(), None);
+    let own = map(&other, true, 0, 4).unwrap();
+    assert_eq!(map(&dup, true, 0, 4), Err(Status::DEVICE_BUSY), "and now the duplicate meets it");
+    unmap(&other, own).unwrap();
+    for va in views {
+        unmap(&h, va).unwrap();
+    }
+    assert_idle(&hca);
+}
+
+/// `QUERY_STOP` (a resource rebalance) is refused like a query-remove while
+/// anything is mapped or open; a refused one leaves the device serving; an
+/// agreed one stops and restarts it.
+#[test]
+fn query_stop_is_refused_while_mapped_or_open() {
+    let hca = SimHca::new();
+    hca.write_dword(0x40, 0xC0FF_EE00);
+    let h = hca.open(A, SimAccess::Read);
+    let va = map(&h, false, 0x40, 4).unwrap();
+    assert_eq!(hca.query_stop().map_err(Status::from_raw), Err(Status::DEVICE_BUSY));
+    assert_eq!(peek(va), 0xC0FF_EE00, "a refused stop leaves the view working");
+    unmap(&h, va).unwrap();
+    assert_eq!(hca.query_stop().map_err(Status::from_raw), Err(Status::DEVICE_BUSY), "an open handle refuses too");
+    assert_eq!(hca.pnp_state(), mlnx_hca::core::PnpState::Started);
+    h.close();
+    assert_eq!(hca.query_stop(), Ok(()));
+    assert_eq!(hca.pnp_state(), mlnx_hca::core::PnpState::Started, "stopped and started again");
+    let h = hca.open(B, SimAccess::Read);
+    let va = map(&h, false, 0x40, 4).unwrap();
+    assert_eq!(peek(va), 0xC0FF_EE00, "the restarted device serves");
+    unmap(&h, va).unwrap();
+}
+
+/// After the driver agreed to a query-remove, new opens are refused with
+/// `STATUS_DELETE_PENDING` until the removal is cancelled.
+#[test]
+fn opens_are_refused_while_a_removal_is_pending_and_served_after_its_cancel() {
+    let hca = SimHca::new();
+    let vetoed = hca.query_remove_vetoed(|| {
+        assert_eq!(hca.try_open(A, SimAccess::Read).err().map(Status::from_raw), Some(Status::DELETE_PENDING));
+    });
+    assert_eq!(vetoed, Ok(()));
+    assert_eq!(hca.pnp_state(), mlnx_hca::core::PnpState::Started);
+    let h = hca.open(A, SimAccess::Read);
+    let va = map(&h, false, 0, 4).unwrap();
+    let mut ran = false;
+    let refused = hca.query_remove_vetoed(|| ran = true).map_err(Status::from_raw);
+    assert_eq!((refused, ran), (Err(Status::DEVICE_BUSY), false), "refused while mapped");
+    unmap(&h, va).unwrap();
+}

@@ -277,6 +277,45 @@ impl SimHca {
         }
     }
 
+    /// A query-remove that the driver may agree to but another driver in the
+    /// stack vetoes: `IRP_MN_QUERY_REMOVE_DEVICE`, then `during` runs while
+    /// the removal is pending (with the simulator unlocked, so it can open
+    /// handles and send requests), then `IRP_MN_CANCEL_REMOVE_DEVICE`.
+    /// `Err(STATUS_DEVICE_BUSY)` when the driver refused (then `during`
+    /// does not run).
+    pub fn query_remove_vetoed(&self, during: impl FnOnce()) -> Result<(), i32> {
+        {
+            let driver = &mut lock(&self.inner.state).driver;
+            if let Err(status) = routine(driver, 0, |d| d.query_remove()) {
+                routine(driver, 0, |d| d.cancel_remove());
+                return Err(status.raw());
+            }
+        }
+        during();
+        routine(&mut lock(&self.inner.state).driver, 0, |d| d.cancel_remove());
+        Ok(())
+    }
+
+    /// The PnP manager rebalances resources: `IRP_MN_QUERY_STOP_DEVICE`; if
+    /// the driver refuses, `IRP_MN_CANCEL_STOP_DEVICE` and
+    /// `Err(STATUS_DEVICE_BUSY)`; if it agrees, `IRP_MN_STOP_DEVICE` and
+    /// `IRP_MN_START_DEVICE` again with the same BARs.
+    pub fn query_stop(&self) -> Result<(), i32> {
+        let driver = &mut lock(&self.inner.state).driver;
+        match routine(driver, 0, |d| d.query_stop()) {
+            Ok(()) => {
+                let bars = driver.bars();
+                routine(driver, 0, |d| d.stop());
+                routine(driver, 0, |d| d.start(bars));
+                Ok(())
+            }
+            Err(status) => {
+                routine(driver, 0, |d| d.cancel_stop());
+                Err(status.raw())
+            }
+        }
+    }
+
     /// `IRP_MN_SURPRISE_REMOVAL`: the HCA is gone. `IRP_MN_REMOVE_DEVICE`
     /// follows when the last handle closes.
     pub fn surprise_remove(&self) {
