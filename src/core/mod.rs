@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod device;
+pub mod simulated;
 mod table;
 mod window;
 

@@ -23,6 +23,7 @@
 use super::alloc;
 use super::kernel::{self, Attached, ProcessRef, FALSE};
 use super::log::trace;
+use crate::core::simulated::{SIM_BAR0_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET};
 use crate::core::{PageSpan, Platform, PAGE_SIZE};
 use crate::status::{Result, Status};
 use ::core::ffi::c_void;
@@ -54,15 +55,7 @@ unsafe extern "C" {
 
 // ---------------------------------------------------------------- the simulated HCA
 
-/// The contract's simulated HCA: BAR 0 (CR space) 1 MiB.
-pub(crate) const SIM_BAR0_SIZE: u32 = 1 << 20;
-/// Reported size of BAR 1 (UAR): 8 MiB.
-pub(crate) const SIM_BAR1_SIZE: u32 = 8 << 20;
-/// Reported size of BAR 2 (DDR): 256 MiB.
-pub(crate) const SIM_BAR2_SIZE: u32 = 256 << 20;
-/// The device-identification dword and where it is.
-const SIM_DEVICE_ID_OFFSET: usize = 0xF0014;
-const SIM_DEVICE_ID: u32 = 0x00A0_5A44;
+// The contract's simulated HCA: crate::core::simulated.
 
 // ---------------------------------------------------------------- BAR 0
 
@@ -164,7 +157,7 @@ impl SimulatedBar {
         let bar = SimulatedBar { va, len };
         // SAFETY: `va` is a fresh allocation of `len` bytes, ours alone.
         unsafe { ptr::write_bytes(bar.va.as_ptr(), 0, len) };
-        let id = bar.va.as_ptr().wrapping_add(SIM_DEVICE_ID_OFFSET).cast::<u32>();
+        let id = bar.va.as_ptr().wrapping_add(SIM_DEVICE_ID_OFFSET as usize).cast::<u32>();
         // SAFETY: the offset is inside the allocation and dword aligned (pool
         // blocks are 16-byte aligned at least).
         unsafe { id.write_volatile(SIM_DEVICE_ID) };

@@ -23,7 +23,8 @@
 use super::device::{self, DeviceExtension};
 use super::kernel::{nt_success, Irp, RemoveLockGuard, FALSE};
 use super::log::trace;
-use super::platform::{Bar, IoSpaceMapping, SimulatedBar, WinPlatform, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE};
+use super::platform::{Bar, IoSpaceMapping, SimulatedBar, WinPlatform};
+use crate::core::simulated::SIM_BARS;
 use crate::core::{BarSizes, Device};
 use ::core::ptr;
 use ::core::sync::atomic::Ordering;
@@ -119,9 +120,7 @@ fn start(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
     }
     let (bar, bars) = if ext.simulated {
         match SimulatedBar::new() {
-            Ok(bar) => {
-                (Bar::Simulated(bar), BarSizes { bar0: SIM_BAR0_SIZE, bar1: SIM_BAR1_SIZE, bar2: SIM_BAR2_SIZE })
-            }
+            Ok(bar) => (Bar::Simulated(bar), SIM_BARS),
             Err(status) => return irp.complete(status.raw(), 0),
         }
     } else {
