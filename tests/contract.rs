@@ -374,6 +374,7 @@ fn surprise_removal_revokes_everything() {
     }
     assert_eq!(unmap(&a, wa), Err(Status::DELETE_PENDING));
     assert_eq!(map(&b, false, 0, 4), Err(Status::DELETE_PENDING));
+    assert_eq!(b.read_dword_via_request(0xF0014).map_err(Status::from_raw), Err(Status::DELETE_PENDING));
     drop((a, b, dup));
     assert_eq!(hca.pnp_state(), mlnx_hca::core::PnpState::Removed, "REMOVE_DEVICE after the last close");
 }
@@ -491,4 +492,17 @@ fn opens_are_refused_while_a_removal_is_pending_and_served_after_its_cancel() {
     let refused = hca.query_remove_vetoed(|| ran = true).map_err(Status::from_raw);
     assert_eq!((refused, ran), (Err(Status::DEVICE_BUSY), false), "refused while mapped");
     unmap(&h, va).unwrap();
+}
+
+/// The simulator's per-dword request (a test surface for the benchmarks, not
+/// the contract) reads what a mapping would and refuses what a map would.
+#[test]
+fn the_per_dword_request_reads_the_device_and_refuses_what_a_map_would() {
+    let hca = SimHca::new();
+    let h = hca.open(A, SimAccess::Read);
+    assert_eq!(h.read_dword_via_request(0xF0014), Ok(SIM_DEVICE_ID));
+    for bad in [0xF0015, SIM_BAR0_SIZE, SIM_BAR0_SIZE - 2, u32::MAX - 3] {
+        assert_eq!(h.read_dword_via_request(bad).map_err(Status::from_raw), Err(Status::INVALID_PARAMETER), "{bad:#x}");
+    }
+    assert_eq!(h.read_dword_via_request(SIM_BAR0_SIZE - 4), Ok(0), "the last dword");
 }

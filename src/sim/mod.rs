@@ -16,7 +16,7 @@ mod slab;
 pub use platform::{DriverPool, Faults};
 
 use crate::abi::{code_access, Access};
-use crate::core::{BarSizes, CaId, Config, Device, Pid, PnpState};
+use crate::core::{CaId, Config, Device, Pid, PnpState};
 use crate::status::Status;
 use platform::{Bar, IdHash, SimPlatform};
 use slab::{Key, Slab};
@@ -24,16 +24,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// Size of the simulated BAR 0 (CR space): 1 MiB.
-pub const SIM_BAR0_SIZE: u32 = 1 << 20;
-/// Reported size of BAR 1 (UAR): 8 MiB.
-pub const SIM_BAR1_SIZE: u32 = 8 << 20;
-/// Reported size of BAR 2 (DDR): 256 MiB.
-pub const SIM_BAR2_SIZE: u32 = 256 << 20;
-/// Offset of the device-identification dword.
-pub const SIM_DEVICE_ID_OFFSET: u32 = 0xF0014;
-/// Value of the device-identification dword.
-pub const SIM_DEVICE_ID: u32 = 0x00A0_5A44;
+pub use crate::core::simulated::{
+    SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_BARS, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET,
+};
 
 /// The access a handle was granted when it was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +52,8 @@ type ProcessId = Key;
 
 #[derive(Debug)]
 struct FileObject {
-    /// The driver's context; `None` when IRP_MJ_CREATE failed.
-    ca: Option<CaId>,
+    /// The driver's context (a refused IRP_MJ_CREATE makes no file object).
+    ca: CaId,
     /// Access granted at create (`FILE_OBJECT::WriteAccess` and friends).
     access: Access,
     handles: usize,
@@ -175,7 +168,7 @@ impl SimHca {
         let bar = Arc::new(Bar::new(SIM_BAR0_SIZE).expect("memfd for the simulated BAR 0"));
         bar.write_dword(SIM_DEVICE_ID_OFFSET, SIM_DEVICE_ID);
         let mut device = Device::new(SimPlatform::new(bar.clone()), config);
-        device.start(BarSizes { bar0: SIM_BAR0_SIZE, bar1: SIM_BAR1_SIZE, bar2: SIM_BAR2_SIZE });
+        device.start(SIM_BARS);
         SimHca {
             inner: Arc::new(Inner {
                 state: Mutex::new(State { io: IoManager::default(), driver: device }),
@@ -209,7 +202,7 @@ impl SimHca {
         driver.platform_mut().process_started(pid);
         let ca = routine(driver, pid, |d| d.open()).map_err(Status::raw)?;
         let process = io.process(pid);
-        let file = io.files.insert(FileObject { ca: Some(ca), access: access.granted(), handles: 1, refs: 1 });
+        let file = io.files.insert(FileObject { ca, access: access.granted(), handles: 1, refs: 1 });
         let id = io.handles.insert(HandleEntry { pid, process, file, access: access.granted() });
         Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false), refused: None })
     }
@@ -421,9 +414,8 @@ impl State {
         let file = self.io.files.get_mut(handle.file).expect("a handle's file object exists");
         file.handles -= 1;
         if file.handles == 0 {
-            if let Some(ca) = file.ca {
-                routine(&mut self.driver, handle.pid, |d| d.cleanup(ca));
-            }
+            let ca = file.ca;
+            routine(&mut self.driver, handle.pid, |d| d.cleanup(ca));
         }
         self.release_file(handle.file, handle.pid);
     }
@@ -434,10 +426,8 @@ impl State {
         file.refs -= 1;
         if file.refs == 0 {
             let file = self.io.files.remove(file_id).expect("just seen");
-            if let Some(ca) = file.ca {
-                let leftover = routine(&mut self.driver, pid, |d| d.close(ca));
-                assert_eq!(leftover, 0, "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left");
-            }
+            let leftover = routine(&mut self.driver, pid, |d| d.close(file.ca));
+            assert_eq!(leftover, 0, "DRIVER VERIFIER: IRP_MJ_CLOSE found {leftover} view(s) cleanup left");
             self.after_close();
         }
     }
@@ -532,11 +522,15 @@ impl SimHandle {
         let mut system_buffer = [0u8; 4];
         let (result, drained) = {
             let mut state = lock(&self.inner.state);
-            let result = if offset % 4 != 0 || offset >= state.driver.bars().bar0 {
-                Err(Status::INVALID_PARAMETER)
+            // The state and window checks a map of this dword would meet.
+            let driver = &state.driver;
+            let result = if matches!(driver.state(), PnpState::SurpriseRemoved | PnpState::Removed) {
+                Err(Status::DELETE_PENDING)
             } else {
-                system_buffer.copy_from_slice(&self.inner.bar.read_dword(offset).to_le_bytes());
-                Ok(())
+                let block = crate::abi::MapCrSpaceIn { bar_num: 0, offset, size: 4 };
+                crate::core::CrSpaceWindow::new(&block, &driver.bars()).map(|_| {
+                    system_buffer.copy_from_slice(&self.inner.bar.read_dword(offset).to_le_bytes());
+                })
             };
             (result, state.end_request(file, process, self.pid))
         };
@@ -566,7 +560,7 @@ impl SimHandle {
         process.inflight += 1;
         let file = io.files.get_mut(handle.file).expect("a handle's file object exists");
         file.refs += 1;
-        let (ca, access) = (file.ca.expect("an open handle has a context"), file.access.intersection(handle.access));
+        let (ca, access) = (file.ca, file.access.intersection(handle.access));
         Ok((handle.file, handle.process, ca, access))
     }
 
