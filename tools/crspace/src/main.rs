@@ -242,7 +242,9 @@ fn execute(command: &Command, conn: &dyn Connection, device: &str) -> Result<(),
 }
 
 fn read(conn: &dyn Connection, addr: u32, count: u64) -> Result<(), CliError> {
-    let size = window_size(conn, addr, count.saturating_mul(4))?;
+    // A count whose bytes overflow reaches past the end like any too large one
+    // (the largest multiple of 4, not a length that only looks unaligned).
+    let size = window_size(conn, addr, count.checked_mul(4).unwrap_or(u64::MAX - 3))?;
     let mapping = Mapping::read_only(conn, addr, size)?;
     let mut out = BufWriter::new(io::stdout().lock());
     for offset in dword_offsets(addr, size) {

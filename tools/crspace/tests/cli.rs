@@ -184,6 +184,8 @@ fn ranges_past_cr_space_are_refused() {
     fails_with(sim(&["read", "0xffffc", "2"]), past);
     fails_with(sim(&["dump", "0xff000", "0x2000"]), past);
     fails_with(sim(&["dump", "0", "0x200000000"]), past);
+    fails_with(sim(&["read", "0", "0x200000000"]), past);
+    fails_with(sim(&["read", "0", "0x4000000000000000"]), past);
     fails_with(sim(&["write", "0x100000", "1"]), past);
     fails_with(sim(&["read", "0xfffffffc"]), "offset 0xfffffffc is past the end of CR space (1 MiB)");
     // The last dword is fine.
