@@ -1,6 +1,10 @@
 /* client.exe [DEVICE] [noclose]: the conformance client a C tool author would
  * write, against include/mlnx_hca_ioctl.h only. Drives the real mlnx_hca.sys
- * through DeviceIoControl and checks every status through GetLastError.
+ * through DeviceIoControl and checks every status through GetLastError, and
+ * sends every refused request a second time through NtDeviceIoControlFile to
+ * check the exact NTSTATUS the contract names (several share one Win32 error:
+ * STATUS_NOT_IMPLEMENTED and STATUS_INVALID_DEVICE_REQUEST are both
+ * ERROR_INVALID_FUNCTION) and that the driver reported 0 bytes.
  *
  * Under Wine the memory manager is stubbed, so the maps themselves must fail
  * cleanly (STATUS_INSUFFICIENT_RESOURCES) and leave nothing behind. With
@@ -9,19 +13,14 @@
  *
  * Prints one "ok"/"FAIL" line per check and "N passed, M failed" last; the
  * exit code is the number of failures (0: all passed). */
+#define WIN32_NO_STATUS
 #include <windows.h>
+#undef WIN32_NO_STATUS
+#include <ntstatus.h>
+#include <winternl.h>
 #include <stdio.h>
 #include <string.h>
 #include "mlnx_hca_ioctl.h"
-
-/* Win32 errors the contract's statuses arrive as (RtlNtStatusToDosError). */
-#define W_INVALID_DEVICE_REQUEST ERROR_INVALID_FUNCTION     /* 1 */
-#define W_ACCESS_DENIED ERROR_ACCESS_DENIED                  /* 5 */
-#define W_NOT_IMPLEMENTED ERROR_INVALID_FUNCTION            /* 1 */
-#define W_INVALID_PARAMETER ERROR_INVALID_PARAMETER          /* 87 */
-#define W_BUFFER_TOO_SMALL ERROR_INSUFFICIENT_BUFFER         /* 122 */
-#define W_DEVICE_BUSY ERROR_BUSY                             /* 170 */
-#define W_INSUFFICIENT_RESOURCES ERROR_NO_SYSTEM_RESOURCES   /* 1450 */
 
 static int passed, failed;
 
@@ -39,17 +38,35 @@ static DWORD call(HANDLE h, DWORD code, void *in, DWORD in_len, void *out, DWORD
     return GetLastError();
 }
 
-/* A request that must fail with `want` and leave the output untouched. */
-static void refused(HANDLE h, const char *what, DWORD code, void *in, DWORD in_len, DWORD out_len, DWORD want) {
+static int untouched(const unsigned char *out, size_t len) {
+    int same = 1;
+    for (size_t i = 0; i < len; i++) same &= out[i] == 0xA5;
+    return same;
+}
+
+/* A request that must fail with `want`, report 0 bytes and leave the output
+ * untouched: as a tool sees it (DeviceIoControl, GetLastError), then as the
+ * driver answered it (NtDeviceIoControlFile: the NTSTATUS, Information). */
+static void refused(HANDLE h, const char *what, DWORD code, void *in, DWORD in_len, DWORD out_len, NTSTATUS want) {
     unsigned char out[64];
     DWORD got;
     memset(out, 0xA5, sizeof out);
     DWORD err = call(h, code, in, in_len, out_len ? out : NULL, out_len, &got);
-    int untouched = 1;
-    for (DWORD i = 0; i < sizeof out; i++) untouched &= out[i] == 0xA5;
+    DWORD want_err = RtlNtStatusToDosError(want);
     char line[256];
-    snprintf(line, sizeof line, "%s -> error %lu (want %lu), output untouched", what, err, want);
-    check(err == want && untouched, line);
+    snprintf(line, sizeof line, "%s -> error %lu (want %lu), output untouched", what, err, want_err);
+    check(err == want_err && untouched(out, sizeof out), line);
+
+    IO_STATUS_BLOCK iosb;
+    memset(&iosb, 0xA5, sizeof iosb);
+    memset(out, 0xA5, sizeof out);
+    NTSTATUS st = NtDeviceIoControlFile(h, NULL, NULL, NULL, &iosb, code, in, in_len, out_len ? out : NULL, out_len);
+    /* A request the I/O manager refuses before the driver (a code's access
+     * bits) leaves the block as it was; the driver sets Information to 0. */
+    int no_bytes = iosb.Information == 0 || iosb.Information == (ULONG_PTR)0xA5A5A5A5A5A5A5A5ull;
+    snprintf(line, sizeof line, "%s -> NTSTATUS 0x%08lx (want 0x%08lx), 0 bytes, output untouched", what,
+             (unsigned long)st, (unsigned long)want);
+    check(st == want && no_bytes && untouched(out, sizeof out), line);
 }
 
 static int query(HANDLE h, FW_QUERY_CRSPACE_OUT *q) {
@@ -105,42 +122,45 @@ int main(int argc, char **argv) {
     FW_UNMAP_CRSPACE_IN un = {0x12345678};
     unsigned char junk[16] = {0};
     refused(ro, "unknown code (function 0x804)", MLNX_HCA_CTL_CODE(0x804, MLNX_HCA_FILE_READ_ACCESS), junk, 12, 8,
-            W_INVALID_DEVICE_REQUEST);
-    refused(ro, "map code with METHOD_NEITHER", FW_MAP_CRSPACE_RO | 3, junk, 12, 8, W_INVALID_DEVICE_REQUEST);
+            STATUS_INVALID_DEVICE_REQUEST);
+    refused(ro, "map code with METHOD_NEITHER", FW_MAP_CRSPACE_RO | 3, junk, 12, 8, STATUS_INVALID_DEVICE_REQUEST);
+    refused(ro, "unknown code asking write access, on a read-only handle",
+            MLNX_HCA_CTL_CODE(0x804, MLNX_HCA_FILE_READ_ACCESS | MLNX_HCA_FILE_WRITE_ACCESS), junk, 12, 8,
+            STATUS_ACCESS_DENIED);
     in = (FW_MAP_CRSPACE_IN){0, 0, 4};
-    refused(ro, "RW map on a read-only handle", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, W_ACCESS_DENIED);
-    refused(ro, "map input 11 bytes", FW_MAP_CRSPACE_RO, &in, 11, 8, W_BUFFER_TOO_SMALL);
-    refused(ro, "map output 7 bytes", FW_MAP_CRSPACE_RO, &in, sizeof in, 7, W_BUFFER_TOO_SMALL);
-    refused(ro, "unmap input 7 bytes", FW_UNMAP_CRSPACE, &un, 7, 0, W_BUFFER_TOO_SMALL);
-    refused(ro, "query output 23 bytes", FW_QUERY_CRSPACE, NULL, 0, 23, W_BUFFER_TOO_SMALL);
+    refused(ro, "RW map on a read-only handle", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, STATUS_ACCESS_DENIED);
+    refused(ro, "map input 11 bytes", FW_MAP_CRSPACE_RO, &in, 11, 8, STATUS_BUFFER_TOO_SMALL);
+    refused(ro, "map output 7 bytes", FW_MAP_CRSPACE_RO, &in, sizeof in, 7, STATUS_BUFFER_TOO_SMALL);
+    refused(ro, "unmap input 7 bytes", FW_UNMAP_CRSPACE, &un, 7, 0, STATUS_BUFFER_TOO_SMALL);
+    refused(ro, "query output 23 bytes", FW_QUERY_CRSPACE, NULL, 0, 23, STATUS_BUFFER_TOO_SMALL);
     in = (FW_MAP_CRSPACE_IN){1, 0, 4};
-    refused(ro, "BAR 1", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_NOT_IMPLEMENTED);
+    refused(ro, "BAR 1", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_NOT_IMPLEMENTED);
     in = (FW_MAP_CRSPACE_IN){2, 0, 4};
-    refused(ro, "BAR 2", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_NOT_IMPLEMENTED);
+    refused(ro, "BAR 2", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_NOT_IMPLEMENTED);
     in = (FW_MAP_CRSPACE_IN){3, 0, 4};
-    refused(ro, "BAR 3", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    refused(ro, "BAR 3", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INVALID_PARAMETER);
     in = (FW_MAP_CRSPACE_IN){0, 0xF0016, 4};
-    refused(ro, "unaligned offset", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    refused(ro, "unaligned offset", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INVALID_PARAMETER);
     in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 6};
-    refused(ro, "unaligned size", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    refused(ro, "unaligned size", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INVALID_PARAMETER);
     in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 0};
-    refused(ro, "zero size", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    refused(ro, "zero size", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INVALID_PARAMETER);
     in = (FW_MAP_CRSPACE_IN){0, (1u << 20) - 4, 8};
-    refused(ro, "offset + size past BAR 0", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
+    refused(ro, "offset + size past BAR 0", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INVALID_PARAMETER);
     in = (FW_MAP_CRSPACE_IN){0, 0xFFFFFFFC, 8};
-    refused(ro, "offset + size overflows u32", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INVALID_PARAMETER);
-    refused(ro, "unmap of a bogus VA", FW_UNMAP_CRSPACE, &un, sizeof un, 0, W_INVALID_PARAMETER);
+    refused(ro, "offset + size overflows u32", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INVALID_PARAMETER);
+    refused(ro, "unmap of a bogus VA", FW_UNMAP_CRSPACE, &un, sizeof un, 0, STATUS_INVALID_PARAMETER);
     expect_idle(ro, "after the bad inputs");
 
     /* Wine cannot map (MmMapLockedPagesSpecifyCache returns NULL): a map must
      * fail with the resources error and leave no view, entry or lease. */
     in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 4};
-    refused(ro, "RO map (Wine cannot map)", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, W_INSUFFICIENT_RESOURCES);
+    refused(ro, "RO map (Wine cannot map)", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INSUFFICIENT_RESOURCES);
     expect_idle(ro, "after the failed RO map");
-    refused(rw, "RW map (Wine cannot map)", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, W_INSUFFICIENT_RESOURCES);
+    refused(rw, "RW map (Wine cannot map)", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, STATUS_INSUFFICIENT_RESOURCES);
     expect_idle(rw, "after the failed RW map");
     expect_idle(ro, "seen from the other handle");
-    refused(rw, "unmap of a bogus VA on the RW handle", FW_UNMAP_CRSPACE, &un, sizeof un, 0, W_INVALID_PARAMETER);
+    refused(rw, "unmap of a bogus VA on the RW handle", FW_UNMAP_CRSPACE, &un, sizeof un, 0, STATUS_INVALID_PARAMETER);
 
     check(CloseHandle(ro), "close the read-only handle");
     check(CloseHandle(rw), "close the read-write handle");

@@ -48,7 +48,7 @@ BIN=$WORK/bin; mkdir -p "$BIN"
 $CC "${CFLAGS[@]}" -o "$BIN/install.exe" "$HERE/install.c" -lsetupapi -lnewdev
 $CC "${CFLAGS[@]}" -o "$BIN/uninstall.exe" "$HERE/uninstall.c" -lsetupapi
 # The client sees nothing of the driver but the public header.
-$CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c"
+$CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c" -lntdll
 
 echo "wine: new prefix"
 t=$SECONDS
