@@ -44,7 +44,7 @@ stage "host tests: core, simulated HCA, contract, C header, INF, tools"
 within 30 cargo test --workspace "${HOST[@]}"
 done_stage
 
-stage "crspace: fmt, clippy, Windows type-check"
+stage "fmt and clippy (workspace), crspace Windows type-check"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets "${HOST[@]}" -- -D warnings
 tools/crspace/check-windows.sh clippy
