@@ -332,6 +332,14 @@ impl SimHca {
         self.inner.bar.write_dword(offset, value)
     }
 
+    /// Whether a view of this HCA's BAR 0 is mapped at `va` in this host
+    /// process (from `/proc/self/maps`, by the BAR's inode). The test surface
+    /// for "that view is gone": touching an unmapped address proves nothing
+    /// in a process whose other threads may map something new there.
+    pub fn is_bar_mapped_at(&self, va: u64) -> bool {
+        self.inner.bar.mapped_at(va)
+    }
+
     /// Views of process `pid`, all handles.
     pub fn views_of(&self, pid: u32) -> usize {
         lock(&self.inner.state).driver.platform().views_of(pid)

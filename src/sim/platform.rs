@@ -54,6 +54,27 @@ impl Bar {
     fn check(&self, offset: u32) {
         assert!(offset % 4 == 0 && offset < self.size, "device access at {offset:#x} outside BAR 0 or unaligned");
     }
+
+    /// Whether this process has a mapping of this BAR (this very memory
+    /// object, by inode) that covers `va`, as `/proc/self/maps` lists it. A
+    /// view that was unmapped is gone from there for good: unlike touching
+    /// the old address, the answer cannot be fooled by another thread
+    /// mapping something else at the same address meanwhile.
+    pub fn mapped_at(&self, va: u64) -> bool {
+        let inode = rustix::fs::fstat(&self.mem).expect("fstat of the BAR's memfd").st_ino;
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
+        maps.lines().any(|line| maps_line_covers(line, va, inode))
+    }
+}
+
+/// Whether one line of `/proc/<pid>/maps` (`start-end perms offset dev inode
+/// path`) is a mapping of inode `inode` that covers `va`.
+fn maps_line_covers(line: &str, va: u64, inode: u64) -> bool {
+    let mut fields = line.split_whitespace();
+    let Some((start, end)) = fields.next().and_then(|range| range.split_once('-')) else { return false };
+    let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16)) else { return false };
+    let line_inode = fields.nth(3).and_then(|field| field.parse::<u64>().ok());
+    (start..end).contains(&va) && line_inode == Some(inode)
 }
 
 /// Hashes the simulator's own keys (handle and file ids, pids), which no
@@ -414,5 +435,23 @@ impl Platform for SimPlatform {
         // munmap, in the owner's (attached) context. After a failed attach the
         // host mapping still goes: in the simulation it is the platform's hold.
         drop(view.map);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::maps_line_covers;
+
+    #[test]
+    fn a_maps_line_covers_its_own_range_of_its_own_inode_only() {
+        let line =
+            "7f0000001000-7f0000003000 r--s 00000000 00:01 4242                       /memfd:mlnx_hca-bar0 (deleted)";
+        assert!(maps_line_covers(line, 0x7f00_0000_1000, 4242));
+        assert!(maps_line_covers(line, 0x7f00_0000_2ffc, 4242));
+        assert!(!maps_line_covers(line, 0x7f00_0000_3000, 4242), "the end is exclusive");
+        assert!(!maps_line_covers(line, 0x7f00_0000_0ffc, 4242));
+        assert!(!maps_line_covers(line, 0x7f00_0000_1000, 4243), "another memory object at the same address");
+        assert!(!maps_line_covers("7f0000001000-7f0000003000 rw-p 00000000 00:00 0", 0x7f00_0000_1000, 4242));
+        assert!(!maps_line_covers("garbage", 0, 0));
     }
 }
