@@ -289,7 +289,8 @@ fn read_view(va: u64) -> u32 {
         // inside the view and aligned. The device may change it at any time,
         // hence the volatile read.
         let dword = unsafe { std::ptr::read_volatile(base.wrapping_add(i)) };
-        sum = sum.wrapping_add(dword);
+        // CR space is big-endian: a tool swaps every dword it reads.
+        sum = sum.wrapping_add(u32::from_be(dword));
     }
     sum
 }

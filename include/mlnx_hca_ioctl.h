@@ -7,6 +7,10 @@
  * field offsets equal. Blocks are fixed-width and little-endian, identical
  * for 32- and 64-bit callers (WOW64).
  *
+ * CR space itself is big-endian, as on the bus: read and write a view with
+ * mlnx_hca_cr_read32/mlnx_hca_cr_write32 below, which swap, never with a
+ * plain load or store.
+ *
  * Status codes (NTSTATUS; GetLastError() shows the Win32 mapping):
  *   STATUS_INVALID_DEVICE_REQUEST  unknown I/O control code
  *   STATUS_ACCESS_DENIED           FW_MAP_CRSPACE_RW on a handle not opened for
@@ -87,6 +91,53 @@ DEFINE_GUID(MLNX_HCA_INTERFACE_GUID,
 #endif
 #define MLNX_HCA_DOS_NAME_PREFIX   "\\\\.\\mlnx_hca"
 #define MLNX_HCA_DOS_NAME_PREFIX_W L"\\\\.\\mlnx_hca"
+
+/*
+ * Reading and writing a view. CR space is big-endian: the device's 32-bit
+ * value at offset o is the four bytes at o, most significant first (the Linux
+ * mthca/mlx4 drivers and mstflint's mtcr swap every dword), so a plain load
+ * through a view shows 0xf5010100 where the device holds 0x000101f5. These
+ * accessors make one 32-bit volatile access (CR space wants whole dwords) and
+ * convert, on any host byte order. `view` is a va a map returned, `offset` a
+ * byte offset from it, a multiple of 4, inside the mapped window.
+ */
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#define MLNX_HCA_INLINE static __inline
+#else
+#define MLNX_HCA_INLINE static inline
+#endif
+
+/* The device's value of a dword as it lies in CR space. */
+MLNX_HCA_INLINE uint32_t mlnx_hca_cr_value(uint32_t raw)
+{
+    const unsigned char *b = (const unsigned char *)&raw;
+    return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | (uint32_t)b[3];
+}
+
+/* How the device's value `value` lies in CR space. */
+MLNX_HCA_INLINE uint32_t mlnx_hca_cr_raw(uint32_t value)
+{
+    uint32_t raw;
+    unsigned char *b = (unsigned char *)&raw;
+    b[0] = (unsigned char)(value >> 24);
+    b[1] = (unsigned char)(value >> 16);
+    b[2] = (unsigned char)(value >> 8);
+    b[3] = (unsigned char)value;
+    return raw;
+}
+
+/* Reads the device's value of the dword at `offset` bytes into a view. */
+MLNX_HCA_INLINE uint32_t mlnx_hca_cr_read32(const volatile void *view, uint32_t offset)
+{
+    return mlnx_hca_cr_value(*(const volatile uint32_t *)((const volatile unsigned char *)view + offset));
+}
+
+/* Writes the device's value `value` to the dword at `offset` bytes into a
+ * view mapped with FW_MAP_CRSPACE_RW. */
+MLNX_HCA_INLINE void mlnx_hca_cr_write32(volatile void *view, uint32_t offset, uint32_t value)
+{
+    *(volatile uint32_t *)((volatile unsigned char *)view + offset) = mlnx_hca_cr_raw(value);
+}
 
 /* Compile-time checks of the wire sizes (C11 and C++11). */
 #if defined(__cplusplus)

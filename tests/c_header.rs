@@ -1,9 +1,12 @@
 //! `include/mlnx_hca_ioctl.h` is the ABI C tool authors compile against: it
 //! must agree with `src/abi.rs` in every code, size and field offset. The
 //! system C compiler builds `tests/abi/layout.c` against it (as C11, and with
-//! `-m32` for 32-bit callers under WOW64).
+//! `-m32` for 32-bit callers under WOW64). Its CR-space accessors must read
+//! and write dwords in the byte order the simulated HCA (and the hardware)
+//! keeps them in.
 
 use mlnx_hca::abi::*;
+use mlnx_hca::sim::{cr_dword_bytes, cr_dword_value};
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
@@ -33,6 +36,13 @@ fn rust_side() -> BTreeMap<String, u64> {
     put("offsetof(FW_QUERY_CRSPACE_OUT, writer_pid)", offset_of!(QueryCrSpaceOut, writer_pid));
     put("offsetof(FW_QUERY_CRSPACE_OUT, mapping_count)", offset_of!(QueryCrSpaceOut, mapping_count));
     put("offsetof(FW_QUERY_CRSPACE_OUT, reserved)", offset_of!(QueryCrSpaceOut, reserved));
+    // The accessors against CR space as the Rust side lays it out.
+    let wrote = cr_dword_bytes(0xDEAD_BEEF);
+    for (i, byte) in wrote.iter().enumerate() {
+        put(&format!("cr.bytes[{i}]"), usize::from(*byte));
+    }
+    put("mlnx_hca_cr_read32(cr.dwords, 0)", 0xDEAD_BEEF);
+    put("mlnx_hca_cr_read32(cr.dwords, 4)", cr_dword_value([0x00, 0x01, 0x01, 0xF5]) as usize);
     m
 }
 

@@ -91,6 +91,8 @@ fn a_read_only_view_reads_the_device() {
     let h = hca.open(A, SimAccess::Read);
     let va = map(&h, false, 0xF0014, 4).unwrap();
     assert_eq!(peek(va), SIM_DEVICE_ID, "the device id through a read-only view");
+    assert_eq!(SIM_DEVICE_ID, 0x0001_01F5, "a ConnectX-3, revision 1");
+    assert_eq!(peek_bytes(va), [0x00, 0x01, 0x01, 0xF5], "CR space holds it big-endian, as on the bus");
     assert_eq!(va % 4096, 0x014, "the VA of the offset itself, not of its page");
     hca.write_dword(0xF0014, 0x1234_5678);
     assert_eq!(peek(va), 0x1234_5678, "the view follows the device");

@@ -166,17 +166,18 @@ fn fit(mut bytes: Vec<u8>, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// Reads a dword of a live view.
+/// Reads the device's value of a dword of a live view (CR space is
+/// big-endian).
 fn peek(va: u64) -> u32 {
     // SAFETY: only called on the VA a map just returned for a live view of
     // at least 4 bytes; the model checked it is dword aligned.
-    unsafe { std::ptr::read_volatile(va as usize as *const u32) }
+    u32::from_be(unsafe { std::ptr::read_volatile(va as usize as *const u32) })
 }
 
-/// Writes a dword through a live read-write view.
+/// Writes the device's value `value` through a live read-write view.
 fn poke(va: u64, value: u32) {
     // SAFETY: as `peek`, and the view was mapped read-write.
-    unsafe { std::ptr::write_volatile(va as usize as *mut u32, value) }
+    unsafe { std::ptr::write_volatile(va as usize as *mut u32, value.to_be()) }
 }
 
 impl Harness {

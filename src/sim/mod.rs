@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 pub use crate::core::simulated::{
-    SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_BARS, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET,
+    cr_dword_bytes, cr_dword_value, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_BARS, SIM_DEVICE_ID,
+    SIM_DEVICE_ID_OFFSET, SIM_PCI_DEVICE_ID, SIM_PCI_VENDOR_ID,
 };
 
 /// The access a handle was granted when it was opened.
@@ -165,8 +166,25 @@ impl SimHca {
 
     /// A started device with other quotas (benchmarks raise them).
     pub fn with_config(config: Config) -> SimHca {
-        let bar = Arc::new(Bar::new(SIM_BAR0_SIZE).expect("memfd for the simulated BAR 0"));
-        bar.write_dword(SIM_DEVICE_ID_OFFSET, SIM_DEVICE_ID);
+        let bar = Bar::new(SIM_BAR0_SIZE).expect("memfd for the simulated BAR 0");
+        power_on(&bar);
+        Self::started(bar, config)
+    }
+
+    /// A started device whose BAR 0 (CR space) is the file at `path`, shared
+    /// live with every other process (or `SimHca`) that uses the same file:
+    /// one HCA's CR space seen by several tools at once, kept from one run to
+    /// the next. A missing or empty file is created at power-on (zero, and
+    /// the device id); a file that is not 1 MiB is refused. Only CR space is
+    /// shared: each `SimHca` runs its own copy of the driver, so its handles,
+    /// views and write lease are its own.
+    pub fn with_bar_file(path: &std::path::Path, config: Config) -> std::io::Result<SimHca> {
+        let bar = Bar::open_shared(path, SIM_BAR0_SIZE, power_on)?;
+        Ok(Self::started(bar, config))
+    }
+
+    fn started(bar: Bar, config: Config) -> SimHca {
+        let bar = Arc::new(bar);
         let mut device = Device::new(SimPlatform::new(bar.clone()), config);
         device.start(SIM_BARS);
         SimHca {
@@ -322,12 +340,13 @@ impl SimHca {
         lock(&self.inner.state).driver.platform().live_views()
     }
 
-    /// The device's side of BAR 0: reads a dword.
+    /// The device's side of BAR 0: reads a dword, the device's value (CR
+    /// space holds it big-endian; a view shows its bytes in that order).
     pub fn read_dword(&self, offset: u32) -> u32 {
         self.inner.bar.read_dword(offset)
     }
 
-    /// The device's side of BAR 0: writes a dword.
+    /// The device's side of BAR 0: writes a dword, the device's value.
     pub fn write_dword(&self, offset: u32, value: u32) {
         self.inner.bar.write_dword(offset, value)
     }
@@ -397,6 +416,11 @@ impl SimHca {
     pub fn contexts(&self) -> usize {
         lock(&self.inner.state).driver.contexts()
     }
+}
+
+/// CR space at power-on: zero, except the device-identification dword.
+fn power_on(bar: &Bar) {
+    bar.write_dword(SIM_DEVICE_ID_OFFSET, SIM_DEVICE_ID);
 }
 
 impl IoManager {

@@ -13,6 +13,7 @@
 //! process for an unmap, or the Nth allocation of the driver's pool
 //! ([`DriverPool`]), the way Driver Verifier's low-resources simulation does.
 
+use crate::core::simulated::{cr_dword_bytes, cr_dword_value};
 use crate::core::{PageSpan, Pid, Platform};
 use crate::status::{Result, Status};
 use memmap2::{MmapOptions, MmapRaw};
@@ -25,6 +26,8 @@ use std::os::unix::fs::FileExt;
 
 /// BAR 0 as the device sees it: shared memory, read and written with
 /// `pread`/`pwrite`, which are coherent with every `MAP_SHARED` view of it.
+/// Its dwords are big-endian, as CR space is on the bus: `read_dword` and
+/// `write_dword` take and return the device's values.
 #[derive(Debug)]
 pub(crate) struct Bar {
     mem: File,
@@ -32,6 +35,8 @@ pub(crate) struct Bar {
 }
 
 impl Bar {
+    /// A fresh BAR of `size` bytes, zeroed, private to this process's
+    /// simulated HCA.
     pub fn new(size: u32) -> std::io::Result<Bar> {
         let fd = rustix::fs::memfd_create("mlnx_hca-bar0", rustix::fs::MemfdFlags::CLOEXEC)?;
         let mem = File::from(fd);
@@ -39,16 +44,39 @@ impl Bar {
         Ok(Bar { mem, size })
     }
 
+    /// The BAR kept in the file at `path`, shared with every process that
+    /// opens the same file (on tmpfs, e.g. `/dev/shm`, it is shared memory).
+    /// A missing or empty file is a device at power-on: it is sized and
+    /// `power_on` runs on it, once, under an exclusive `flock` so that two
+    /// processes starting together do not both initialise it. A file of any
+    /// other size is not a simulated BAR and is refused.
+    pub fn open_shared(path: &std::path::Path, size: u32, power_on: impl FnOnce(&Bar)) -> std::io::Result<Bar> {
+        use rustix::fs::{flock, FlockOperation};
+        let mem = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        flock(&mem, FlockOperation::LockExclusive)?;
+        let bar = Bar { mem, size };
+        let result = match bar.mem.metadata()?.len() {
+            0 => bar.mem.set_len(u64::from(size)).map(|()| power_on(&bar)),
+            len if len == u64::from(size) => Ok(()),
+            len => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a simulated BAR 0: {len} bytes, not {size}", path.display()),
+            )),
+        };
+        flock(&bar.mem, FlockOperation::Unlock)?;
+        result.map(|()| bar)
+    }
+
     pub fn read_dword(&self, offset: u32) -> u32 {
         self.check(offset);
         let mut b = [0u8; 4];
         self.mem.read_exact_at(&mut b, u64::from(offset)).expect("memfd read");
-        u32::from_le_bytes(b)
+        cr_dword_value(b)
     }
 
     pub fn write_dword(&self, offset: u32, value: u32) {
         self.check(offset);
-        self.mem.write_all_at(&value.to_le_bytes(), u64::from(offset)).expect("memfd write");
+        self.mem.write_all_at(&cr_dword_bytes(value), u64::from(offset)).expect("memfd write");
     }
 
     fn check(&self, offset: u32) {

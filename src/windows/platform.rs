@@ -23,7 +23,7 @@
 use super::alloc;
 use super::kernel::{self, Attached, ProcessRef, FALSE};
 use super::log::trace;
-use crate::core::simulated::{SIM_BAR0_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET};
+use crate::core::simulated::{cr_dword_bytes, SIM_BAR0_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET};
 use crate::core::{PageSpan, Platform, PAGE_SIZE};
 use crate::status::{Result, Status};
 use ::core::ffi::c_void;
@@ -143,7 +143,8 @@ impl Drop for IoSpaceMapping {
 }
 
 /// The simulated HCA's BAR 0: 1 MiB of nonpaged pool, zeroed except the
-/// device-identification dword. Freed on drop.
+/// device-identification dword, stored big-endian as CR space is. Freed on
+/// drop.
 pub(crate) struct SimulatedBar {
     va: NonNull<u8>,
     len: usize,
@@ -157,10 +158,10 @@ impl SimulatedBar {
         let bar = SimulatedBar { va, len };
         // SAFETY: `va` is a fresh allocation of `len` bytes, ours alone.
         unsafe { ptr::write_bytes(bar.va.as_ptr(), 0, len) };
-        let id = bar.va.as_ptr().wrapping_add(SIM_DEVICE_ID_OFFSET as usize).cast::<u32>();
+        let id = bar.va.as_ptr().wrapping_add(SIM_DEVICE_ID_OFFSET as usize).cast::<[u8; 4]>();
         // SAFETY: the offset is inside the allocation and dword aligned (pool
         // blocks are 16-byte aligned at least).
-        unsafe { id.write_volatile(SIM_DEVICE_ID) };
+        unsafe { id.write_volatile(cr_dword_bytes(SIM_DEVICE_ID)) };
         Ok(bar)
     }
 

@@ -1,7 +1,9 @@
 /* Prints the ABI as the C compiler sees it, one "name value" per line;
- * tests/c_header.rs compares every line with the Rust definitions. */
+ * tests/c_header.rs compares every line with the Rust definitions. The CR
+ * space accessors run against a buffer laid out as CR space is (big-endian). */
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include "mlnx_hca_ioctl.h"
 
 #define SHOW(expr) printf("%s %lu\n", #expr, (unsigned long)(expr))
@@ -26,5 +28,17 @@ int main(void) {
     SHOW(offsetof(FW_QUERY_CRSPACE_OUT, writer_pid));
     SHOW(offsetof(FW_QUERY_CRSPACE_OUT, mapping_count));
     SHOW(offsetof(FW_QUERY_CRSPACE_OUT, reserved));
+
+    /* Two dwords of CR space: 0xf0010 and the ConnectX-3 id at 0xf0014. */
+    union { uint32_t dwords[2]; unsigned char bytes[8]; } cr = {{0}};
+    const unsigned char id[4] = {0x00, 0x01, 0x01, 0xF5};
+    memcpy(cr.bytes + 4, id, 4);
+    mlnx_hca_cr_write32(cr.dwords, 0, 0xDEADBEEFu);
+    SHOW(cr.bytes[0]);
+    SHOW(cr.bytes[1]);
+    SHOW(cr.bytes[2]);
+    SHOW(cr.bytes[3]);
+    SHOW(mlnx_hca_cr_read32(cr.dwords, 0));
+    SHOW(mlnx_hca_cr_read32(cr.dwords, 4));
     return 0;
 }

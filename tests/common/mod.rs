@@ -37,18 +37,27 @@ pub fn query(h: &SimHandle) -> QueryCrSpaceOut {
     QueryCrSpaceOut::from_bytes(&out).unwrap()
 }
 
-/// Reads a dword through a user view, as a tool does.
-pub fn peek(va: u64) -> u32 {
+/// The four bytes of a dword through a user view, as they lie in CR space.
+pub fn peek_bytes(va: u64) -> [u8; 4] {
     // SAFETY: the tests only pass VAs the simulated driver returned for live
     // views, dword aligned and inside the mapped window.
-    unsafe { std::ptr::read_volatile(va as usize as *const u32) }
+    unsafe { std::ptr::read_volatile(va as usize as *const [u8; 4]) }
 }
 
-/// Writes a dword through a user view.
+/// Reads a dword through a user view as a tool does: one 32-bit load, then
+/// the swap big-endian CR space needs, giving the device's value.
+pub fn peek(va: u64) -> u32 {
+    // SAFETY: as `peek_bytes`.
+    let raw = unsafe { std::ptr::read_volatile(va as usize as *const u32) };
+    u32::from_be(raw)
+}
+
+/// Writes the device's value `value` to a dword through a user view (one
+/// 32-bit store of its big-endian form).
 pub fn poke(va: u64, value: u32) {
     // SAFETY: as `peek`; the caller passes a VA of a read-write view (or
     // does this in a forked child to watch it fault).
-    unsafe { std::ptr::write_volatile(va as usize as *mut u32, value) }
+    unsafe { std::ptr::write_volatile(va as usize as *mut u32, value.to_be()) }
 }
 
 /// How a forked child that runs `f` ended: `Ok(exit code)` or `Err(signal)`.

@@ -30,7 +30,7 @@
 //! let hca = SimHca::new();
 //! let conn = SimConnection::open(&hca, SimAccess::Read);
 //! let id = Mapping::read_only(&conn, 0xF0014, 4)?;
-//! assert_eq!(id.read(0xF0014)?, 0x00A0_5A44);
+//! assert_eq!(id.read(0xF0014)?, 0x0001_01F5); // a ConnectX-3, revision 1
 //! assert_eq!(conn.query()?.mapping_count, 1);
 //! drop(id);
 //! assert_eq!(conn.query()?.mapping_count, 0);
@@ -58,7 +58,9 @@ pub mod abi;
 pub mod status;
 
 mod connection;
+mod device;
 mod error;
+mod field;
 mod mapping;
 mod number;
 mod watch;
@@ -71,7 +73,9 @@ pub mod sim;
 pub mod windows;
 
 pub use connection::{Connection, Info};
+pub use device::{DeviceId, DEVICE_ID_OFFSET};
 pub use error::{Bytes, Error, Result};
+pub use field::{BitField, CrAddress};
 pub use mapping::{AccessMode, Mapping, ReadOnly, ReadWrite};
 pub use number::{parse_u32, parse_u64};
 pub use status::Status;

@@ -2,7 +2,7 @@
 //! habits of mstflint's `mcra` and `mstdump`. See `tools/crspace/README.md`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use crspace::{Bytes, Connection, Error, Mapping, WatchOptions};
+use crspace::{Bytes, Connection, CrAddress, DeviceId, Error, Mapping, WatchOptions, DEVICE_ID_OFFSET};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,7 +14,9 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "crspace", version, max_term_width = 100)]
 #[command(after_help = "Numbers are hex (0xf0014) or decimal (983060). Addresses are CR-space byte offsets \
-and must be dword aligned. Errors go to stderr; the exit code is 0 on success, 1 on an error, 2 on a usage error.")]
+and must be dword aligned; `read` and `write` also take a bit field, ADDR.BIT:LEN (0xf0014.0:16). Values are \
+the device's (CR space is big-endian; crspace swaps). Errors go to stderr; the exit code is 0 on success, 1 on \
+an error, 2 on a usage error.")]
 struct Cli {
     #[command(flatten)]
     target: Target,
@@ -25,8 +27,9 @@ struct Cli {
 /// Which device: the real one (Windows) or the simulated HCA.
 #[derive(Debug, Args)]
 struct Target {
-    /// Use the simulated HCA: 1 MiB of CR space, zero except the device id
-    /// 0x00a05a44 at 0xf0014. A fresh one every run, unless --sim-state.
+    /// Use the simulated HCA, a ConnectX-3 (PCI 15b3:1003): 1 MiB of CR
+    /// space, zero except the device id 0x000101f5 at 0xf0014. A fresh one
+    /// every run, unless --sim-state.
     #[arg(long, global = true)]
     sim: bool,
 
@@ -37,8 +40,14 @@ struct Target {
     /// Carry the simulated CR space across runs in FILE: loaded at start (a
     /// missing file is a fresh HCA), saved after `write`. One `0xADDR
     /// 0xVALUE` line per dword that differs from power-on.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "sim_bar")]
     sim_state: Option<PathBuf>,
+
+    /// Keep the simulated CR space in FILE (1 MiB, e.g. under /dev/shm),
+    /// shared live with every other run and with mstflint's tools under
+    /// tools/sim-pci: created at power-on if missing.
+    #[arg(long, global = true, value_name = "FILE")]
+    sim_bar: Option<PathBuf>,
 
     /// Another simulated process PID holds the write lease during this run.
     #[arg(long, global = true, value_name = "PID", value_parser = parse_pid)]
@@ -64,6 +73,7 @@ impl Target {
         }
         [
             (self.sim_state.is_some(), "--sim-state"),
+            (self.sim_bar.is_some(), "--sim-bar"),
             (self.sim_writer.is_some(), "--sim-writer"),
             (self.sim_access.is_some(), "--sim-access"),
             (self.sim_removed, "--sim-removed"),
@@ -85,19 +95,25 @@ enum SimAccessArg {
 enum Command {
     /// Read COUNT dwords from ADDR: one `0xADDR 0xVALUE` line each.
     Read {
-        /// CR-space byte offset, dword aligned.
-        #[arg(value_parser = crspace::parse_u32)]
-        addr: u32,
-        /// Dwords to read.
-        #[arg(default_value = "1", value_parser = parse_count)]
-        count: u64,
+        /// CR-space byte offset, dword aligned; ADDR.BIT:LEN reads only
+        /// those bits of the dword (0xf0014.0:16: the hardware id).
+        #[arg(value_parser = CrAddress::parse)]
+        addr: CrAddress,
+        /// Dwords to read [default: 1].
+        #[arg(value_parser = parse_count)]
+        count: Option<u64>,
+        /// Print only the value(s), one per line, as `mcra` prints a read
+        /// (for scripts: int(output, 16)).
+        #[arg(long)]
+        value: bool,
     },
-    /// Write VALUE to the dword at ADDR, holding the write lease only for this write.
+    /// Write VALUE to the dword at ADDR, holding the write lease only for
+    /// this write. ADDR.BIT:LEN writes only those bits (read-modify-write).
     Write {
-        /// CR-space byte offset, dword aligned.
-        #[arg(value_parser = crspace::parse_u32)]
-        addr: u32,
-        /// The 32-bit value.
+        /// CR-space byte offset, dword aligned, or ADDR.BIT:LEN.
+        #[arg(value_parser = CrAddress::parse)]
+        addr: CrAddress,
+        /// The value: 32 bits, or as many as the bit field has.
         #[arg(value_parser = crspace::parse_u32)]
         value: u32,
     },
@@ -113,7 +129,7 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Show the BAR sizes, the write lease's holder and this handle's mappings.
+    /// Show the device, its BAR sizes, the write lease's holder and this handle's mappings.
     Info,
     /// Print the dword at ADDR every interval (or only when it changes).
     Watch {
@@ -155,6 +171,8 @@ enum CliError {
     NoSim,
     #[error("writing the output: {0}")]
     Output(#[from] io::Error),
+    #[error("{0}")]
+    Usage(String),
 }
 
 fn main() -> ExitCode {
@@ -172,6 +190,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `crspace dump ... | head`: the reader has what it wanted.
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // Found only once the arguments were combined: a usage error all the same.
+        Err(e @ CliError::Usage(_)) => {
+            eprintln!("crspace: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("crspace: {e}");
             ExitCode::FAILURE
@@ -193,6 +216,7 @@ fn run_sim(cli: &Cli, write: bool) -> Result<(), CliError> {
     let target = &cli.target;
     let options = SimOptions {
         state: target.sim_state.clone(),
+        bar: target.sim_bar.clone(),
         writer_pid: target.sim_writer,
         max_access: match target.sim_access {
             Some(SimAccessArg::Read) => SimAccess::Read,
@@ -202,7 +226,13 @@ fn run_sim(cli: &Cli, write: bool) -> Result<(), CliError> {
     };
     let session = SimSession::start(options)?;
     let conn = session.connect(write);
-    let result = execute(&cli.command, &conn, "simulated HCA (--sim)");
+    let device = format!(
+        "simulated HCA (--sim{}): PCI {:04x}:{:04x}",
+        target.sim_bar.as_ref().map(|p| format!(" --sim-bar {}", p.display())).unwrap_or_default(),
+        crspace::sim::SIM_PCI_VENDOR_ID,
+        crspace::sim::SIM_PCI_DEVICE_ID
+    );
+    let result = execute(&cli.command, &conn, &device);
     drop(conn);
     result?;
     if write {
@@ -230,7 +260,7 @@ fn run_device(_: &Cli, _: bool) -> Result<(), CliError> {
 
 fn execute(command: &Command, conn: &dyn Connection, device: &str) -> Result<(), CliError> {
     match *command {
-        Command::Read { addr, count } => read(conn, addr, count),
+        Command::Read { addr, count, value } => read(conn, addr, count, value),
         Command::Write { addr, value } => write(conn, addr, value),
         Command::Dump { start, len, ref output } => dump(conn, start, len, output.as_ref()),
         Command::Info => info(conn, device),
@@ -241,22 +271,34 @@ fn execute(command: &Command, conn: &dyn Connection, device: &str) -> Result<(),
     }
 }
 
-fn read(conn: &dyn Connection, addr: u32, count: u64) -> Result<(), CliError> {
+fn read(conn: &dyn Connection, addr: CrAddress, count: Option<u64>, value_only: bool) -> Result<(), CliError> {
+    if !addr.field.is_whole() && count.is_some() {
+        return Err(CliError::Usage(format!("a bit field ({addr}) reads one dword: drop COUNT")));
+    }
+    let count = count.unwrap_or(1);
     // A count whose bytes overflow reaches past the end like any too large one
     // (the largest multiple of 4, not a length that only looks unaligned).
-    let size = window_size(conn, addr, count.checked_mul(4).unwrap_or(u64::MAX - 3))?;
-    let mapping = Mapping::read_only(conn, addr, size)?;
+    let size = window_size(conn, addr.offset, count.checked_mul(4).unwrap_or(u64::MAX - 3))?;
+    let mapping = Mapping::read_only(conn, addr.offset, size)?;
     let mut out = BufWriter::new(io::stdout().lock());
-    for offset in dword_offsets(addr, size) {
-        writeln!(out, "{offset:#010x} {:#010x}", mapping.read(offset)?)?;
+    for offset in dword_offsets(addr.offset, size) {
+        let value = addr.field.extract(mapping.read(offset)?);
+        if value_only {
+            writeln!(out, "{value:#010x}")?;
+        } else {
+            writeln!(out, "{} {value:#010x}", CrAddress { offset, field: addr.field })?;
+        }
     }
     out.flush()?;
     Ok(())
 }
 
-fn write(conn: &dyn Connection, addr: u32, value: u32) -> Result<(), CliError> {
-    let mapping = Mapping::read_write(conn, addr, 4)?;
-    mapping.write(addr, value)?;
+fn write(conn: &dyn Connection, addr: CrAddress, value: u32) -> Result<(), CliError> {
+    // Checked before the device is touched: a value too wide for its field.
+    addr.field.insert(0, value).map_err(CliError::Usage)?;
+    let mapping = Mapping::read_write(conn, addr.offset, 4)?;
+    let dword = if addr.field.is_whole() { value } else { mapping.read(addr.offset)? };
+    mapping.write(addr.offset, addr.field.insert(dword, value).map_err(CliError::Usage)?)?;
     // Ends the lease now, and says so if the driver disagrees.
     mapping.unmap()?;
     Ok(())
@@ -303,12 +345,14 @@ fn dump(conn: &dyn Connection, start: u32, len: u64, output: Option<&PathBuf>) -
 
 fn info(conn: &dyn Connection, device: &str) -> Result<(), CliError> {
     let info = conn.query()?;
+    let id = DeviceId::from_dword(Mapping::read_only(conn, DEVICE_ID_OFFSET, 4)?.read(DEVICE_ID_OFFSET)?);
     let lease = match info.writer_pid {
         0 => "none".to_string(),
         pid => format!("held by process {pid}"),
     };
     let mut out = io::stdout().lock();
     writeln!(out, "device            {device}")?;
+    writeln!(out, "hardware id       {id}")?;
     writeln!(out, "BAR 0 (CR space)  {} ({:#010x})", Bytes(info.bar0_size), info.bar0_size)?;
     writeln!(out, "BAR 1 (UAR)       {} ({:#010x})", Bytes(info.bar1_size), info.bar1_size)?;
     writeln!(out, "BAR 2 (DDR)       {} ({:#010x})", Bytes(info.bar2_size), info.bar2_size)?;

@@ -54,7 +54,8 @@ impl AccessMode for ReadWrite {
 /// when dropped.
 ///
 /// Addresses are CR-space (BAR 0) byte offsets, as in `mcra`: `read(0xF0014)`
-/// reads the dword at 0xF0014 whatever the window's start. Every access is
+/// reads the dword at 0xF0014 whatever the window's start. Values are the
+/// device's: CR space holds every dword big-endian, and `read`/`write` swap. Every access is
 /// checked first: an address that is not a multiple of 4 is
 /// [`Error::Unaligned`], one outside the window [`Error::OutsideWindow`], and
 /// neither touches memory. Only a `Mapping<ReadWrite>` has
@@ -96,12 +97,13 @@ impl<'c> Mapping<'c, ReadWrite> {
         Self::map(conn, offset, size)
     }
 
-    /// Writes the dword at CR-space `offset` (volatile, one 32-bit store).
+    /// Writes the device's value `value` to the dword at CR-space `offset`
+    /// (volatile, one 32-bit store of its big-endian form).
     pub fn write(&self, offset: u32, value: u32) -> Result<()> {
         let dword = self.dword(offset)?;
         // SAFETY: `dword` is an aligned dword inside the window (checked), which
         // is mapped writable at `base` until `Drop` (INVARIANT of `base`).
-        unsafe { dword.write_volatile(value) };
+        unsafe { dword.write_volatile(value.to_be()) };
         Ok(())
     }
 }
@@ -133,12 +135,15 @@ impl<'c, A: AccessMode> Mapping<'c, A> {
         }
     }
 
-    /// Reads the dword at CR-space `offset` (volatile, one 32-bit load).
+    /// Reads the dword at CR-space `offset` (volatile, one 32-bit load) and
+    /// returns the device's value: CR space is big-endian, so the loaded
+    /// bytes are swapped on a little-endian host, as mstflint's mtcr does.
     pub fn read(&self, offset: u32) -> Result<u32> {
         let dword = self.dword(offset)?;
         // SAFETY: `dword` is an aligned dword inside the window (checked), which
         // is mapped readable at `base` until `Drop` (INVARIANT of `base`).
-        Ok(unsafe { dword.read_volatile() })
+        let raw = unsafe { dword.read_volatile() };
+        Ok(u32::from_be(raw))
     }
 
     /// The checked address of the dword at CR-space `offset`. Refuses, before

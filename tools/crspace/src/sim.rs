@@ -23,8 +23,10 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use mlnx_hca::core::Config;
 pub use mlnx_hca::sim::{
     SimAccess, SimHandle, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET,
+    SIM_PCI_DEVICE_ID, SIM_PCI_VENDOR_ID,
 };
 
 /// An open handle on a simulated HCA, as one simulated process.
@@ -61,6 +63,11 @@ pub struct SimOptions {
     /// Load CR space from this file when the session starts, and write it
     /// back on [`SimSession::save`]. A missing file is a fresh HCA.
     pub state: Option<PathBuf>,
+    /// Keep CR space in this file, shared live with every other process
+    /// that uses it (other sessions, mstflint's tools under
+    /// `tools/sim-pci`): see [`SimHca::with_bar_file`]. Exclusive of
+    /// `state`.
+    pub bar: Option<PathBuf>,
     /// Another simulated process with this pid holds the write lease for the
     /// whole session (it maps a dword read-write at offset 0).
     pub writer_pid: Option<u32>,
@@ -73,7 +80,7 @@ pub struct SimOptions {
 
 impl Default for SimOptions {
     fn default() -> Self {
-        SimOptions { state: None, writer_pid: None, max_access: SimAccess::ReadWrite, removed: false }
+        SimOptions { state: None, bar: None, writer_pid: None, max_access: SimAccess::ReadWrite, removed: false }
     }
 }
 
@@ -87,13 +94,17 @@ pub struct SimSession {
 
 /// First line of a state file.
 const STATE_HEADER: &str =
-    "# crspace simulated CR space: dwords that differ from power-on (0, and 0x00a05a44 at 0xf0014)";
+    "# crspace simulated CR space: device values of the dwords that differ from power-on (0, and 0x000101f5 at 0xf0014)";
 
 impl SimSession {
     /// A started simulated HCA with `options` applied: CR space loaded, the
     /// other writer holding the lease.
     pub fn start(options: SimOptions) -> Result<SimSession> {
-        let hca = SimHca::new();
+        let hca = match &options.bar {
+            Some(path) => SimHca::with_bar_file(path, Config::DEFAULT)
+                .map_err(|source| Error::File { path: path.clone(), source })?,
+            None => SimHca::new(),
+        };
         if let Some(path) = &options.state {
             load_state(&hca, path)?;
         }

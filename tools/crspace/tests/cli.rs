@@ -64,9 +64,9 @@ fn usage_error(mut cmd: Command, text: &str) {
 
 #[test]
 fn read_prints_the_device_id() {
-    sim(&["read", "0xf0014"]).assert().success().stdout("0x000f0014 0x00a05a44\n").stderr("");
+    sim(&["read", "0xf0014"]).assert().success().stdout("0x000f0014 0x000101f5\n").stderr("");
     // Decimal addresses, and --sim after the command, work the same.
-    crspace().args(["read", "983060", "--sim"]).assert().success().stdout("0x000f0014 0x00a05a44\n");
+    crspace().args(["read", "983060", "--sim"]).assert().success().stdout("0x000f0014 0x000101f5\n");
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn read_count_prints_one_line_per_dword() {
     sim(&["read", "0xf0010", "3"])
         .assert()
         .success()
-        .stdout("0x000f0010 0x00000000\n0x000f0014 0x00a05a44\n0x000f0018 0x00000000\n");
+        .stdout("0x000f0010 0x00000000\n0x000f0014 0x000101f5\n0x000f0018 0x00000000\n");
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn write_then_read_back() {
         .stdout("0x000000fc 0x00000000\n0x00000100 0x0000002a\n0x00000104 0x00000000\n");
     assert_eq!(
         std::fs::read_to_string(&session.state).unwrap(),
-        "# crspace simulated CR space: dwords that differ from power-on (0, and 0x00a05a44 at 0xf0014)\n\
+        "# crspace simulated CR space: device values of the dwords that differ from power-on (0, and 0x000101f5 at 0xf0014)\n\
          0x00000100 0x0000002a\n"
     );
     // Without the state file every run is a fresh HCA.
@@ -131,7 +131,7 @@ fn dump_of_all_of_cr_space() {
     assert_eq!(lines.len(), 0x100000 / 4);
     for (index, line) in lines.iter().enumerate() {
         let addr = index * 4;
-        let value = if addr == 0xf0014 { 0x00a05a44 } else { 0 };
+        let value = if addr == 0xf0014 { 0x000101f5 } else { 0 };
         assert_eq!(*line, format!("{addr:#010x} {value:#010x}"));
     }
 }
@@ -139,7 +139,8 @@ fn dump_of_all_of_cr_space() {
 #[test]
 fn info_shows_bars_and_the_lease_holder() {
     sim(&["--sim-writer", "4242", "info"]).assert().success().stderr("").stdout(
-        "device            simulated HCA (--sim)\n\
+        "device            simulated HCA (--sim): PCI 15b3:1003\n\
+         hardware id       0x01f5 (ConnectX-3), revision 0x01\n\
          BAR 0 (CR space)  1 MiB (0x00100000)\n\
          BAR 1 (UAR)       8 MiB (0x00800000)\n\
          BAR 2 (DDR)       256 MiB (0x10000000)\n\
@@ -151,8 +152,64 @@ fn info_shows_bars_and_the_lease_holder() {
 }
 
 #[test]
+fn bit_fields_read_and_write_only_their_bits() {
+    sim(&["read", "0xf0014.0:16"]).assert().success().stdout("0x000f0014.0:16 0x000001f5\n").stderr("");
+    sim(&["read", "0xf0014.16:8"]).assert().success().stdout("0x000f0014.16:8 0x00000001\n");
+    let session = Session::new();
+    session.write("0x100", "0x12345678");
+    session.write("0x100.8:8", "0xab");
+    session.run(&["read", "0x100"]).assert().success().stdout("0x00000100 0x1234ab78\n");
+    session.write("0x100.31:1", "0");
+    session.run(&["read", "0x100"]).assert().success().stdout("0x00000100 0x1234ab78\n");
+    session.write("0x100.28:4", "0x9");
+    session.run(&["read", "0x100"]).assert().success().stdout("0x00000100 0x9234ab78\n");
+    // Refused before the device is touched: nothing changes, no lease is taken.
+    usage_error(session.run(&["write", "0x100.8:8", "0x100"]), "value 0x100 does not fit in 8 bit(s) (at most 0xff)");
+    usage_error(session.run(&["read", "0x100.30:8"]), "bit field 30:8 is past bit 31");
+    usage_error(session.run(&["write", "0x100.32:1", "0"]), "bit field 32:1 is past bit 31");
+    usage_error(session.run(&["read", "0x100.0:8", "2"]), "a bit field (0x00000100.0:8) reads one dword: drop COUNT");
+    usage_error(session.run(&["read", "0x100.8"]), "ADDR.BIT:LEN");
+    session.run(&["read", "0x100"]).assert().success().stdout("0x00000100 0x9234ab78\n");
+    fails_with(session.run(&["write", "0x102.0:8", "1"]), "offset 0x102 is not dword aligned");
+}
+
+#[test]
+fn value_prints_only_the_value_as_mcra_does() {
+    sim(&["read", "--value", "0xf0014"]).assert().success().stdout("0x000101f5\n").stderr("");
+    sim(&["read", "--value", "0xf0014.0:16"]).assert().success().stdout("0x000001f5\n");
+    sim(&["read", "--value", "0xf0010", "3"]).assert().success().stdout("0x00000000\n0x000101f5\n0x00000000\n");
+    // What scripts do with it: int(output, 16).
+    let out = sim(&["read", "--value", "0xf0014"]).output().unwrap().stdout;
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(u32::from_str_radix(text.trim().trim_start_matches("0x"), 16), Ok(0x0001_01F5));
+}
+
+#[test]
+fn a_shared_bar_file_is_one_cr_space_for_every_run() {
+    let dir = TempDir::new().unwrap();
+    let bar = dir.path().join("hca.bar");
+    let bar = bar.to_str().unwrap();
+    sim(&["--sim-bar", bar, "write", "0x100", "0xfeedf00d"]).assert().success().stdout("").stderr("");
+    sim(&["--sim-bar", bar, "read", "0x100"]).assert().success().stdout("0x00000100 0xfeedf00d\n");
+    sim(&["--sim-bar", bar, "read", "0xf0014"]).assert().success().stdout("0x000f0014 0x000101f5\n");
+    // The file holds CR space as the bus does: big-endian.
+    let raw = std::fs::read(bar).unwrap();
+    assert_eq!(raw.len(), 1 << 20);
+    assert_eq!(raw[0x100..0x104], [0xfe, 0xed, 0xf0, 0x0d]);
+    sim(&["read", "0x100"]).assert().success().stdout("0x00000100 0x00000000\n");
+    usage_error(sim(&["--sim-bar", bar, "--sim-state", "x", "read", "0"]), "cannot be used with");
+    usage_error(plain(&["--sim-bar", bar, "read", "0"]), "--sim-bar configures the simulated HCA: add --sim");
+    std::fs::write(dir.path().join("small"), b"12").unwrap();
+    let small = dir.path().join("small");
+    fails_with(
+        sim(&["--sim-bar", small.to_str().unwrap(), "read", "0"]),
+        &format!("{}: {} is not a simulated BAR 0: 2 bytes, not 1048576", display(&small), display(&small)),
+    );
+}
+
+#[test]
 fn readers_go_on_while_another_process_writes() {
-    sim(&["--sim-writer", "4242", "read", "0xf0014"]).assert().success().stdout("0x000f0014 0x00a05a44\n");
+    sim(&["--sim-writer", "4242", "read", "0xf0014"]).assert().success().stdout("0x000f0014 0x000101f5\n");
 }
 
 #[test]
@@ -160,12 +217,12 @@ fn watch_prints_each_sample_or_only_changes() {
     sim(&["watch", "0xf0014", "--interval", "1", "--count", "3"])
         .assert()
         .success()
-        .stdout("0x000f0014 0x00a05a44\n".repeat(3))
+        .stdout("0x000f0014 0x000101f5\n".repeat(3))
         .stderr("");
     sim(&["watch", "0xf0014", "--interval", "1", "--count", "3", "--changes"])
         .assert()
         .success()
-        .stdout("0x000f0014 0x00a05a44\n");
+        .stdout("0x000f0014 0x000101f5\n");
 }
 
 #[test]
@@ -211,7 +268,7 @@ fn a_read_only_handle_cannot_write() {
     );
     session.run(&["read", "0x100"]).assert().success().stdout("0x00000100 0x00000000\n");
     // Reading needs no more than read access.
-    sim(&["--sim-access", "read", "read", "0xf0014"]).assert().success().stdout("0x000f0014 0x00a05a44\n");
+    sim(&["--sim-access", "read", "read", "0xf0014"]).assert().success().stdout("0x000f0014 0x000101f5\n");
 }
 
 #[test]

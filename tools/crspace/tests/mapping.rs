@@ -209,14 +209,16 @@ impl FencedPage {
         self.region.wrapping_add(at).cast()
     }
 
+    /// The device writes `value` at `offset` (big-endian, as CR space).
     fn poke(&self, offset: u32, value: u32) {
         // SAFETY: `offset` is in the read-write middle page, dword aligned.
-        unsafe { self.host(offset).write_volatile(value) }
+        unsafe { self.host(offset).write_volatile(value.to_be()) }
     }
 
+    /// The device's value at `offset`.
     fn peek(&self, offset: u32) -> u32 {
         // SAFETY: `offset` is in the read-write middle page, dword aligned.
-        unsafe { self.host(offset).read_volatile() }
+        u32::from_be(unsafe { self.host(offset).read_volatile() })
     }
 }
 
