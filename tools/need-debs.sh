@@ -11,9 +11,13 @@ set -eu
 
 missing=""
 for p in "$@"; do
+    name=${p%%=*}
     # ${db:Status-Status} is "installed" only for a fully installed package
-    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-    [ "$st" = installed ] || missing="$missing $p"
+    st=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$name" 2>/dev/null || true)
+    case "$p" in
+        *=*) [ "$st" = "installed ${p#*=}" ] || missing="$missing $p" ;;
+        *) [ "${st%% *}" = installed ] || missing="$missing $p" ;;
+    esac
 done
 [ -z "$missing" ] && exit 0
 

@@ -6,7 +6,7 @@
 #   tools/test.sh            # everything
 #   tools/test.sh host       # only the host tests (cargo test), quick
 #
-# Stages: host tests; fuzz smoke; ThreadSanitizer; the spin model; the Windows image (cross build of mlnx_hca.sys, default
+# Stages: host tests; mstflint's tools against the simulated HCA; fuzz smoke; ThreadSanitizer; the spin model; the Windows image (cross build of mlnx_hca.sys, default
 # and legacy-pool, checked as a loader would); the image under Wine; benches
 # compile.
 set -euo pipefail
@@ -56,6 +56,10 @@ git ls-files -z '*.sh' | xargs -0 shellcheck -x
 done_stage
 
 [ "$ONLY" = host ] && exit 0
+
+stage "mstflint's unmodified mstmcra and mstregdump against the simulated HCA (tools/sim-pci)"
+within 30 tools/sim-pci/check.sh
+done_stage
 
 stage "fuzz smoke: kept corpus, then 25 s of cargo fuzz against the reference model"
 fuzz/run.sh smoke

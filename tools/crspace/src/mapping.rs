@@ -227,9 +227,18 @@ fn send_unmap(conn: &dyn Connection, va: u64) -> Result<usize, Status> {
     conn.ioctl(FW_UNMAP_CRSPACE, &UnmapCrSpaceIn { va }.to_bytes(), &mut [])
 }
 
-/// Completes the two statuses that need another look at the device: who
-/// holds the lease, and which end of the window is out of CR space.
-fn explain_map_failure(conn: &dyn Connection, request: &'static str, status: Status, offset: u32, size: u32) -> Error {
+/// The error for a map request of the window `offset..offset + size` that
+/// the driver refused with `status`. Completes the two statuses that need
+/// another look at the device: who holds the lease (`FW_QUERY_CRSPACE`), and
+/// which end of the window is out of CR space. For tools that send the map
+/// requests themselves (a [`Mapping`] does this already).
+pub fn explain_map_failure(
+    conn: &dyn Connection,
+    request: &'static str,
+    status: Status,
+    offset: u32,
+    size: u32,
+) -> Error {
     match status {
         Status::DEVICE_BUSY => Error::Busy { writer_pid: conn.query().map_or(0, |info| info.writer_pid) },
         Status::INVALID_PARAMETER => match conn.query() {
