@@ -45,7 +45,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use mlnx_hca::abi::{
     Access, MapCrSpaceIn, MapCrSpaceOut, Response, UnmapCrSpaceIn, FW_MAP_CRSPACE_RO, FW_UNMAP_CRSPACE,
 };
-use mlnx_hca::core::{BarSizes, Config, Device, PageSpan, Platform, PAGE_SIZE};
+use mlnx_hca::core::{BarSizes, Config, Device, PageSpan, Platform, Requester, PAGE_SIZE};
 use mlnx_hca::sim::{SimAccess, SimHandle, SimHca, SIM_BAR0_SIZE};
 use std::fs::File;
 use std::hint::black_box;
@@ -124,6 +124,8 @@ impl Platform for BarePlatform {
     fn unmap_view(&mut self, view: MmapRaw) {
         drop(view);
     }
+
+    fn keep_system_awake(&mut self, _awake: bool) {}
 }
 
 /// 1. Map + unmap of one page: the full IOCTL path against a bare mmap + munmap.
@@ -157,12 +159,12 @@ fn map_unmap_page(c: &mut Criterion) {
     g.bench_function("core_dispatch", |b| {
         b.iter(|| {
             let input = MapCrSpaceIn { bar_num: 0, offset: 0, size: PAGE_SIZE }.to_bytes();
-            let va = match device.device_control(ca, PID, Access::READ, FW_MAP_CRSPACE_RO, &input, 8) {
+            let va = match device.device_control(ca, Requester::user(PID), Access::READ, FW_MAP_CRSPACE_RO, &input, 8) {
                 Ok(Response::Map(out)) => out.va,
                 other => panic!("map: {other:?}"),
             };
             let input = UnmapCrSpaceIn { va: black_box(va) }.to_bytes();
-            device.device_control(ca, PID, Access::READ, FW_UNMAP_CRSPACE, &input, 0).expect("unmap");
+            device.device_control(ca, Requester::user(PID), Access::READ, FW_UNMAP_CRSPACE, &input, 0).expect("unmap");
         })
     });
     g.finish();

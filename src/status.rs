@@ -46,6 +46,9 @@ statuses! {
     INVALID_HANDLE = 0xC000_0008, "the handle is not open";
     /// A parameter is out of range, misaligned, or names no mapping of this caller.
     INVALID_PARAMETER = 0xC000_000D, "a parameter is invalid: bar_num, offset or size out of range or not dword aligned, or the VA is not a mapping of this handle in this process";
+    /// A map or unmap that is not a user-mode request running in its own
+    /// process (a driver forwarding it from another context).
+    NOT_SUPPORTED = 0xC000_00BB, "maps and unmaps are carried out only for a user-mode request running in the requesting process, not one a driver forwarded from another context";
     /// The I/O control code is not one of the contract's.
     INVALID_DEVICE_REQUEST = 0xC000_0010, "this I/O control code is not supported by mlnx_hca";
     /// The handle was not opened with the access the code needs.

@@ -22,7 +22,7 @@ mod common;
 use common::*;
 use mlnx_hca::abi::*;
 use mlnx_hca::core::{Config, PnpState};
-use mlnx_hca::sim::{SimAccess, SimHandle, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE};
+use mlnx_hca::sim::{ExitOrder, SimAccess, SimHandle, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE};
 use mlnx_hca::Status;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -233,7 +233,11 @@ impl Shared {
             }
             _ => {
                 let pid = PIDS[rng.below(PIDS.len())];
-                self.hca.terminate(pid);
+                let order = match rng.below(2) {
+                    0 => ExitOrder::Exits,
+                    _ => ExitOrder::KilledBy(PIDS[rng.below(PIDS.len())]),
+                };
+                self.hca.terminate(pid, order);
                 // Its handles answer INVALID_HANDLE now; let some go.
                 if rng.below(2) == 0 {
                     self.pool.lock().unwrap().retain(|s| s.pid != pid);

@@ -7,12 +7,16 @@ mod common;
 
 use common::*;
 use mlnx_hca::abi::*;
-use mlnx_hca::sim::{SimAccess, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_DEVICE_ID};
+use mlnx_hca::sim::{
+    ExitOrder, Origin, SimAccess, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_DEVICE_ID, SYSTEM_PID,
+};
 use mlnx_hca::Status;
 
 const A: u32 = 100;
 const B: u32 = 200;
 const C: u32 = 300;
+/// A process that kills others.
+const K: u32 = 900;
 
 /// A bad request gets its status, writes nothing to the output buffer and
 /// leaves nothing behind.
@@ -235,23 +239,31 @@ fn refused_quota(hca: &SimHca, h: &mlnx_hca::sim::SimHandle, held: usize) {
 
 #[test]
 fn terminate_with_live_mappings_leaves_nothing() {
-    let hca = SimHca::new();
-    let h = hca.open(A, SimAccess::ReadWrite);
-    let dup_same_process = h.duplicate(A);
-    for i in 0..10 {
-        map(&h, i % 2 == 0, i * 4096, 4096).unwrap();
+    for order in ExitOrder::both(K) {
+        let hca = SimHca::new();
+        let h = hca.open(A, SimAccess::ReadWrite);
+        let dup_same_process = h.duplicate(A);
+        for i in 0..10 {
+            map(&h, i % 2 == 0, i * 4096, 4096).unwrap();
+        }
+        assert_eq!(hca.writer_pid(), Some(A));
+        let attaches = hca.attaches();
+        hca.terminate(A, order);
+        assert_idle(&hca);
+        assert_eq!(hca.open_handles(), 0);
+        let attached = hca.attaches() - attaches;
+        match order {
+            ExitOrder::Exits => assert_eq!(attached, 0, "{order:?}: the notification unmapped in A's own context"),
+            ExitOrder::KilledBy(_) => assert_eq!(attached, 10, "{order:?}: cleanup in the killer attached to A"),
+        }
+        // Handles of an ended process are gone; dropping them does nothing.
+        assert_eq!(st(h.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])), Err(Status::INVALID_HANDLE));
+        drop(h);
+        drop(dup_same_process);
+        // Another process can write now.
+        let next = hca.open(B, SimAccess::ReadWrite);
+        assert!(map(&next, true, 0, 4).is_ok());
     }
-    assert_eq!(hca.writer_pid(), Some(A));
-    hca.terminate(A);
-    assert_idle(&hca);
-    assert_eq!(hca.open_handles(), 0);
-    // Handles of an ended process are gone; dropping them does nothing.
-    assert_eq!(st(h.ioctl(FW_QUERY_CRSPACE, &[], &mut [0; 24])), Err(Status::INVALID_HANDLE));
-    drop(h);
-    drop(dup_same_process);
-    // Another process can write now.
-    let next = hca.open(B, SimAccess::ReadWrite);
-    assert!(map(&next, true, 0, 4).is_ok());
 }
 
 #[test]
@@ -273,41 +285,45 @@ fn a_duplicate_closed_elsewhere_unmaps_in_the_owners_process() {
 
 #[test]
 fn the_owner_ending_takes_its_views_and_lease_while_a_duplicate_lives_on() {
-    let hca = SimHca::new();
-    let h = hca.open(A, SimAccess::ReadWrite);
-    let dup = h.duplicate(B);
-    map(&h, true, 0, 4).unwrap();
-    map(&h, false, 0x1000, 4).unwrap();
-    let b_view = map(&dup, false, 0x2000, 4).unwrap();
-    assert_eq!(hca.writer_pid(), Some(A));
-    hca.terminate(A);
-    assert_eq!(hca.views_of(A), 0, "A's views went with A");
-    assert_eq!(hca.writer_pid(), None, "the lease never stays with an ended process");
-    assert_eq!(query(&dup).mapping_count, 1, "B's own view stays");
-    assert_eq!(peek(b_view), 0);
-    // The duplicate still works, and can take the lease itself.
-    let w = map(&dup, true, 0, 4).unwrap();
-    assert_eq!(query(&dup).writer_pid, B);
-    unmap(&dup, w).unwrap();
-    dup.close();
-    assert_idle(&hca);
+    for order in ExitOrder::both(K) {
+        let hca = SimHca::new();
+        let h = hca.open(A, SimAccess::ReadWrite);
+        let dup = h.duplicate(B);
+        map(&h, true, 0, 4).unwrap();
+        map(&h, false, 0x1000, 4).unwrap();
+        let b_view = map(&dup, false, 0x2000, 4).unwrap();
+        assert_eq!(hca.writer_pid(), Some(A));
+        hca.terminate(A, order);
+        assert_eq!(hca.views_of(A), 0, "{order:?}: A's views went with A");
+        assert_eq!(hca.writer_pid(), None, "{order:?}: the lease never stays with an ended process");
+        assert_eq!(query(&dup).mapping_count, 1, "{order:?}: B's own view stays");
+        assert_eq!(peek(b_view), 0);
+        // The duplicate still works, and can take the lease itself.
+        let w = map(&dup, true, 0, 4).unwrap();
+        assert_eq!(query(&dup).writer_pid, B);
+        unmap(&dup, w).unwrap();
+        dup.close();
+        assert_idle(&hca);
+    }
 }
 
 #[test]
 fn the_lease_moves_to_a_living_writer_of_the_same_handle() {
-    let hca = SimHca::new();
-    let h = hca.open(A, SimAccess::ReadWrite);
-    let dup = h.duplicate(B);
-    map(&h, true, 0, 4).unwrap();
-    let bw = map(&dup, true, 0, 4).unwrap();
-    assert_eq!(hca.writer_pid(), Some(A), "the process whose map took the lease");
-    hca.terminate(A);
-    assert_eq!(hca.writer_pid(), Some(B), "the handle still writes, through B");
-    let other = hca.open(C, SimAccess::ReadWrite);
-    assert_eq!(map(&other, true, 0, 4), Err(Status::DEVICE_BUSY));
-    unmap(&dup, bw).unwrap();
-    assert_eq!(hca.writer_pid(), None);
-    assert!(map(&other, true, 0, 4).is_ok());
+    for order in ExitOrder::both(K) {
+        let hca = SimHca::new();
+        let h = hca.open(A, SimAccess::ReadWrite);
+        let dup = h.duplicate(B);
+        map(&h, true, 0, 4).unwrap();
+        let bw = map(&dup, true, 0, 4).unwrap();
+        assert_eq!(hca.writer_pid(), Some(A), "the process whose map took the lease");
+        hca.terminate(A, order);
+        assert_eq!(hca.writer_pid(), Some(B), "{order:?}: the handle still writes, through B");
+        let other = hca.open(C, SimAccess::ReadWrite);
+        assert_eq!(map(&other, true, 0, 4), Err(Status::DEVICE_BUSY));
+        unmap(&dup, bw).unwrap();
+        assert_eq!(hca.writer_pid(), None);
+        assert!(map(&other, true, 0, 4).is_ok());
+    }
 }
 
 #[test]
@@ -507,4 +523,97 @@ fn the_per_dword_request_reads_the_device_and_refuses_what_a_map_would() {
         assert_eq!(h.read_dword_via_request(bad).map_err(Status::from_raw), Err(Status::INVALID_PARAMETER), "{bad:#x}");
     }
     assert_eq!(h.read_dword_via_request(SIM_BAR0_SIZE - 4), Ok(0), "the last dword");
+}
+
+#[test]
+fn a_view_goes_only_into_the_process_that_asked() {
+    let hca = SimHca::new();
+    let h = hca.open(A, SimAccess::ReadWrite);
+    let va = map(&h, true, 0x1000, 4).unwrap();
+    for origin in [Origin::KernelMode, Origin::WorkerThread] {
+        for (code, input) in [
+            (FW_MAP_CRSPACE_RO, map_in(0, 0, 4).to_vec()),
+            (FW_MAP_CRSPACE_RW, map_in(0, 0, 4).to_vec()),
+            (FW_UNMAP_CRSPACE, UnmapCrSpaceIn { va }.to_bytes().to_vec()),
+        ] {
+            let mut out = [0xA5u8; 8];
+            let answer = st(h.ioctl_from(origin, code, &input, &mut out));
+            assert_eq!(answer, Err(Status::NOT_SUPPORTED), "{origin:?} code {code:#x}");
+            assert_eq!(out, [0xA5; 8], "{origin:?}: the output is left as it was");
+        }
+        assert_eq!(
+            (hca.live_views(), hca.views_of(SYSTEM_PID)),
+            (1, 0),
+            "{origin:?}: nothing mapped, nothing unmapped"
+        );
+        assert_eq!(hca.writer_pid(), Some(A));
+        // Asking about the device is harmless from anywhere.
+        let mut out = [0u8; 24];
+        assert_eq!(st(h.ioctl_from(origin, FW_QUERY_CRSPACE, &[], &mut out)), Ok(24));
+        assert_eq!(QueryCrSpaceOut::from_bytes(&out).unwrap().mapping_count, 1);
+        // Before the buffer lengths, after the handle's access.
+        let ro = hca.open(B, SimAccess::Read);
+        assert_eq!(st(ro.ioctl_from(origin, FW_MAP_CRSPACE_RW, &[], &mut [])), Err(Status::ACCESS_DENIED));
+        assert_eq!(st(ro.ioctl_from(origin, FW_MAP_CRSPACE_RO, &[], &mut [])), Err(Status::NOT_SUPPORTED));
+    }
+    unmap(&h, va).unwrap();
+    assert_idle(&hca);
+}
+
+#[test]
+fn the_system_stays_awake_exactly_while_the_lease_is_held() {
+    let hca = SimHca::new();
+    let h = hca.open(A, SimAccess::ReadWrite);
+    assert!(!hca.keeps_system_awake());
+    assert_eq!(st(hca.query_sleep().map(|()| 0)), Ok(0), "nobody writes: sleep is fine");
+    let ro = map(&h, false, 0, 4).unwrap();
+    assert!(!hca.keeps_system_awake(), "a reader does not keep the system awake");
+    let rw = map(&h, true, 0, 4).unwrap();
+    let rw2 = map(&h, true, 0x1000, 4).unwrap();
+    assert!(hca.keeps_system_awake(), "a firmware write may be under way");
+    assert_eq!(st(hca.query_sleep().map(|()| 0)), Err(Status::DEVICE_BUSY), "sleep is refused");
+    unmap(&h, rw).unwrap();
+    assert!(hca.keeps_system_awake(), "the lease holds while one RW view lives");
+    unmap(&h, rw2).unwrap();
+    assert!(!hca.keeps_system_awake(), "the lease ended");
+    assert_eq!(st(hca.query_sleep().map(|()| 0)), Ok(0));
+    unmap(&h, ro).unwrap();
+
+    // However the lease ends, the system may sleep again.
+    for order in ExitOrder::both(K) {
+        let w = hca.open(B, SimAccess::ReadWrite);
+        map(&w, true, 0, 4).unwrap();
+        assert!(hca.keeps_system_awake());
+        hca.terminate(B, order);
+        assert!(!hca.keeps_system_awake(), "{order:?}: the writer's end released it");
+        drop(w);
+    }
+    let w = hca.open(C, SimAccess::ReadWrite);
+    map(&w, true, 0, 4).unwrap();
+    w.close();
+    assert!(!hca.keeps_system_awake(), "the writer's handle closed");
+    let w = hca.open(C, SimAccess::ReadWrite);
+    map(&w, true, 0, 4).unwrap();
+    hca.surprise_remove();
+    assert!(!hca.keeps_system_awake(), "the device is gone");
+    assert_eq!(st(hca.query_sleep().map(|()| 0)), Ok(0));
+}
+
+#[test]
+fn the_exit_filter_never_misses_an_owner() {
+    for order in ExitOrder::both(K) {
+        let hca = SimHca::new();
+        let h = hca.open(A, SimAccess::ReadWrite);
+        let dup = h.duplicate(B);
+        assert!(!hca.may_own_views(A) && !hca.may_own_views(B));
+        map(&h, true, 0, 4).unwrap();
+        map(&dup, false, 0, 4).unwrap();
+        assert!(hca.may_own_views(A) && hca.may_own_views(B), "{order:?}");
+        hca.terminate(A, order);
+        assert!(!hca.may_own_views(A), "{order:?}: A's views are gone");
+        assert!(hca.may_own_views(B), "{order:?}: B's view lives");
+        dup.close();
+        assert!(!hca.may_own_views(B), "{order:?}");
+        assert_idle(&hca);
+    }
 }

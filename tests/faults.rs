@@ -18,7 +18,7 @@ mod common;
 
 use common::*;
 use mlnx_hca::abi::*;
-use mlnx_hca::sim::{DriverPool, Faults, SimAccess, SimHandle, SimHca};
+use mlnx_hca::sim::{DriverPool, ExitOrder, Faults, SimAccess, SimHandle, SimHca};
 use mlnx_hca::Status;
 
 // The driver's pool: allocations the core makes can be failed on demand.
@@ -141,8 +141,9 @@ fn scenario(hca: &SimHca, surprise: bool) {
     run.map(6, false, 0x4000, 4);
     run.unmap(1);
     run.unmap(3);
-    // C ends: its views and handles go (cleanup in its own context).
-    hca.terminate(C);
+    // C is killed by A: its handles close in A's thread (cleanup attaches to
+    // C), then the notification finds nothing left.
+    hca.terminate(C, ExitOrder::KilledBy(A));
     run.handles[2] = None;
     run.handles[5] = None;
     // A closes its handle: the duplicate keeps the file object alive.

@@ -38,6 +38,7 @@ const MUST_SEE: &[(&str, Status)] = &[
     ("ioctl", Status::DEVICE_BUSY),
     ("ioctl", Status::DELETE_PENDING),
     ("ioctl", Status::INVALID_HANDLE),
+    ("ioctl", Status::NOT_SUPPORTED),
     ("open", Status::SUCCESS),
     ("open", Status::DELETE_PENDING),
     ("open", Status::INSUFFICIENT_RESOURCES),
@@ -143,6 +144,19 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     close(&mut s, 0);
     close(&mut s, 7);
     out.push(("seed-faults", s));
+    // Requests a driver forwarded from another context; a process killed
+    // by another while a duplicate of its handle lives on.
+    let mut s = start(0);
+    open(&mut s, 0, true);
+    map_forwarded(&mut s, 0, true, 0, 1, false);
+    map_forwarded(&mut s, 0, false, 0, 1, true);
+    map(&mut s, 0, true, 0, 1);
+    duplicate(&mut s, 0, 1);
+    map(&mut s, 1, false, 2, 1);
+    kill(&mut s, 0, 2);
+    query(&mut s, 1);
+    close(&mut s, 1);
+    out.push(("seed-forwarded-kill", s));
     out
 }
 

@@ -321,7 +321,7 @@ fn grants_write(rights: &str) -> bool {
 }
 
 #[test]
-fn device_security_grants_write_only_to_system_and_administrators() {
+fn only_system_and_administrators_open_the_device() {
     let inf = inx();
     for (install, _) in models(&inf) {
         let registry = hw_registry(&inf, &install);
@@ -334,21 +334,18 @@ fn device_security_grants_write_only_to_system_and_administrators() {
         let (protected, aces) = sddl_aces(sddl);
         assert!(protected, "the DACL is protected (D:P): nothing inherited");
         let mut writers = Vec::new();
-        for (kind, rights, sid) in &aces {
+        for (kind, rights, _sid) in &aces {
             assert_eq!(kind, "A", "only allow ACEs: {sddl}");
-            if grants_write(rights) {
-                writers.push(sid.as_str());
-            }
-            if sid == "WD" {
-                assert_eq!(rights, "GR", "Everyone gets GENERIC_READ only");
-            }
+            assert!(grants_write(rights), "no read-only ACE by default (reading has side effects): {sddl}");
+        }
+        for (_, _, sid) in &aces {
+            writers.push(sid.as_str());
         }
         writers.sort_unstable();
-        assert_eq!(writers, ["BA", "SY"], "write access for SYSTEM and Administrators only: {sddl}");
+        assert_eq!(writers, ["BA", "SY"], "SYSTEM and Administrators only, read included: {sddl}");
         for sid in ["SY", "BA"] {
             assert!(aces.iter().any(|(_, r, s)| s == sid && r == "GA"), "{sid} gets GENERIC_ALL: {sddl}");
         }
-        assert!(aces.iter().any(|(_, _, s)| s == "WD"), "Everyone can open for read: {sddl}");
 
         let characteristics: Vec<&Vec<String>> = registry
             .iter()
@@ -397,4 +394,26 @@ fn interface_guid_is_the_same_in_header_and_driver() {
     );
     assert!(header.contains(&text), "the header's comment names {text}");
     assert!(driver.contains(&text), "the driver's comment names {text}");
+}
+
+/// The administrator's read grant (the service's `Parameters\ReadAccess`)
+/// survives a driver update because no install section writes it: the
+/// service install only makes the empty key (`FLG_ADDREG_KEYONLY`).
+#[test]
+fn the_read_grant_lives_where_no_install_writes() {
+    let inf = inx();
+    for (name, lines) in &inf.sections {
+        for line in lines {
+            assert!(
+                !line.values.iter().any(|v| v.eq_ignore_ascii_case("ReadAccess")),
+                "[{name}] writes ReadAccess: {line:?}"
+            );
+        }
+    }
+    let add_reg = inf.value("MlnxHca_Service", "AddReg");
+    let lines = inf.section(&add_reg);
+    assert_eq!(lines.len(), 1, "[{add_reg}]: the Parameters key only");
+    let v = &lines[0].values;
+    assert!(v[0].eq_ignore_ascii_case("HKR") && v[1].eq_ignore_ascii_case("Parameters"), "{v:?}");
+    assert_eq!(u32::from_str_radix(v[3].trim_start_matches("0x"), 16), Ok(0x10), "FLG_ADDREG_KEYONLY: {v:?}");
 }

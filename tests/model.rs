@@ -19,7 +19,7 @@ mod harness;
 mod reference;
 
 use decode::QUOTAS;
-use harness::{Code, Harness, Input, Op, PIDS};
+use harness::{Code, Harness, Input, Op, Origin, PIDS};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use reference::{Access, BAR0, MAP_RO, MAP_RW, QUERY, UNMAP};
@@ -68,6 +68,11 @@ fn unmap_input() -> impl Strategy<Value = Input> {
     ]
 }
 
+/// Mostly the tool's own request; sometimes one a driver forwarded.
+fn origin() -> impl Strategy<Value = Origin> {
+    prop_oneof![14 => Just(Origin::Caller), 1 => Just(Origin::KernelMode), 1 => Just(Origin::WorkerThread)]
+}
+
 fn out_len(block: usize) -> impl Strategy<Value = usize> {
     prop_oneof![10 => Just(block), 1 => 0..block.max(1), 1 => block..block + 16]
 }
@@ -76,15 +81,25 @@ fn op() -> impl Strategy<Value = Op> {
     let handle = any::<usize>();
     prop_oneof![
         12 => (pid(), access()).prop_map(|(pid, access)| Op::Open { pid, access }),
-        24 => (handle, prop_oneof![Just(Code(MAP_RO)), Just(Code(MAP_RW))], window(), out_len(8))
-            .prop_map(|(handle, code, input, out_len)| Op::Ioctl { handle, code, input, out_len }),
-        15 => (handle, unmap_input(), out_len(0))
-            .prop_map(|(handle, input, out_len)| Op::Ioctl { handle, code: Code(UNMAP), input, out_len }),
-        6 => (handle, out_len(24))
-            .prop_map(|(handle, out_len)| Op::Ioctl { handle, code: Code(QUERY), input: Input::Bytes(Vec::new()), out_len }),
+        24 => (handle, origin(), prop_oneof![Just(Code(MAP_RO)), Just(Code(MAP_RW))], window(), out_len(8))
+            .prop_map(|(handle, origin, code, input, out_len)| Op::Ioctl { handle, origin, code, input, out_len }),
+        15 => (handle, origin(), unmap_input(), out_len(0)).prop_map(|(handle, origin, input, out_len)| Op::Ioctl {
+            handle,
+            origin,
+            code: Code(UNMAP),
+            input,
+            out_len
+        }),
+        6 => (handle, origin(), out_len(24)).prop_map(|(handle, origin, out_len)| Op::Ioctl {
+            handle,
+            origin,
+            code: Code(QUERY),
+            input: Input::Bytes(Vec::new()),
+            out_len
+        }),
         6 => (handle, pid()).prop_map(|(handle, pid)| Op::Duplicate { handle, pid }),
         6 => handle.prop_map(|handle| Op::Close { handle }),
-        3 => pid().prop_map(|pid| Op::Terminate { pid }),
+        3 => (pid(), prop::option::of(pid())).prop_map(|(pid, killer)| Op::Terminate { pid, killer }),
         3 => Just(Op::QueryRemove),
         // Rarer: it ends the device for the rest of the sequence.
         1 => Just(Op::SurpriseRemove),
@@ -117,21 +132,37 @@ fn the_model_knows_the_contract() {
     m.opened(103, Access::ReadWrite, Status::SUCCESS);
     let block =
         |bar: u32, offset: u32, size: u32| [bar.to_le_bytes(), offset.to_le_bytes(), size.to_le_bytes()].concat();
-    assert_eq!(m.predict(0, MAP_RW, &block(0, 0xF0014, 4)[..11], 8), Expect::Fail(Status::BUFFER_TOO_SMALL));
-    assert_eq!(m.predict(1, MAP_RW, &[], 0), Expect::Fail(Status::ACCESS_DENIED), "access before lengths");
-    assert_eq!(m.predict(0, MAP_RO, &block(1, 0, 4), 8), Expect::Fail(Status::NOT_IMPLEMENTED));
-    assert_eq!(m.predict(0, MAP_RO, &block(3, 0, 4), 8), Expect::Fail(Status::INVALID_PARAMETER));
-    assert_eq!(m.predict(0, MAP_RO, &block(0, 0xFFFF_FFFC, 8), 8), Expect::Fail(Status::INVALID_PARAMETER));
-    assert_eq!(m.predict(0, MAP_RO | 0x8000_0000, &block(0, 0, 4), 8), Expect::Fail(Status::INVALID_DEVICE_REQUEST));
-    let rw = m.predict(0, MAP_RW, &block(0, 0xF0014, 4), 8);
+    assert_eq!(
+        m.predict_from(0, false, MAP_RW, &block(0, 0xF0014, 4)[..11], 8),
+        Expect::Fail(Status::BUFFER_TOO_SMALL)
+    );
+    assert_eq!(m.predict_from(1, false, MAP_RW, &[], 0), Expect::Fail(Status::ACCESS_DENIED), "access before lengths");
+    assert_eq!(m.predict_from(0, false, MAP_RO, &block(1, 0, 4), 8), Expect::Fail(Status::NOT_IMPLEMENTED));
+    assert_eq!(m.predict_from(0, false, MAP_RO, &block(3, 0, 4), 8), Expect::Fail(Status::INVALID_PARAMETER));
+    assert_eq!(m.predict_from(0, false, MAP_RO, &block(0, 0xFFFF_FFFC, 8), 8), Expect::Fail(Status::INVALID_PARAMETER));
+    assert_eq!(
+        m.predict_from(0, false, MAP_RO | 0x8000_0000, &block(0, 0, 4), 8),
+        Expect::Fail(Status::INVALID_DEVICE_REQUEST)
+    );
+    let rw = m.predict_from(0, false, MAP_RW, &block(0, 0xF0014, 4), 8);
     assert!(matches!(rw, Expect::Map { writable: true, .. }));
     m.succeeded(&rw, 0x7000_0014);
     m.writer_pid(Some(101)).unwrap();
-    assert_eq!(m.predict(2, MAP_RW, &block(0, 0, 4), 8), Expect::Fail(Status::DEVICE_BUSY), "one writer at a time");
-    assert!(matches!(m.predict(1, MAP_RO, &block(0, 0, 4), 8), Expect::Map { .. }), "readers any time");
-    assert_eq!(m.predict(0, UNMAP, &0x7000_0010u64.to_le_bytes(), 0), Expect::Fail(Status::INVALID_PARAMETER));
+    assert_eq!(
+        m.predict_from(2, false, MAP_RW, &block(0, 0, 4), 8),
+        Expect::Fail(Status::DEVICE_BUSY),
+        "one writer at a time"
+    );
+    assert!(matches!(m.predict_from(1, false, MAP_RO, &block(0, 0, 4), 8), Expect::Map { .. }), "readers any time");
+    assert_eq!(
+        m.predict_from(0, false, UNMAP, &0x7000_0010u64.to_le_bytes(), 0),
+        Expect::Fail(Status::INVALID_PARAMETER)
+    );
     m.duplicate(0, 104);
-    assert_eq!(m.predict(3, UNMAP, &0x7000_0014u64.to_le_bytes(), 0), Expect::Fail(Status::INVALID_PARAMETER));
+    assert_eq!(
+        m.predict_from(3, false, UNMAP, &0x7000_0014u64.to_le_bytes(), 0),
+        Expect::Fail(Status::INVALID_PARAMETER)
+    );
     m.terminate(101);
     m.writer_pid(None).unwrap();
     assert_eq!(m.query_remove(), Status::DEVICE_BUSY, "open handles refuse removal");

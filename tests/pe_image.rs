@@ -21,12 +21,16 @@ use object::{LittleEndian as LE, Object, ObjectSection};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// What the driver must import for the contract: the MDL path, the user
-/// mapping and its protection, attach, the BAR mapping, the process-exit
-/// notification.
+/// What the driver must import for the contract: the MDL path (device
+/// memory by physical address, pool pages locked), the user mapping and its
+/// protection, attach, the BAR mapping, the process-exit notification, the
+/// requester's process, the busy state while a write lease is held, power
+/// policy, and the administrator's read grant.
 const REQUIRED: &[&str] = &[
     "IoAllocateMdl",
-    "MmBuildMdlForNonPagedPool",
+    "MmAllocateMdlForIoSpace",
+    "MmProbeAndLockPages",
+    "MmUnlockPages",
     "MmMapLockedPagesSpecifyCache",
     "MmProtectMdlSystemAddress",
     "MmUnmapLockedPages",
@@ -36,6 +40,16 @@ const REQUIRED: &[&str] = &[
     "PsSetCreateProcessNotifyRoutineEx",
     "MmUnmapIoSpace",
     "__C_specific_handler",
+    "IoGetRequestorProcess",
+    "PsGetProcessId",
+    "PoRegisterSystemState",
+    "PoUnregisterSystemState",
+    "PoRequestPowerIrp",
+    "PoSetPowerState",
+    "ObOpenObjectByPointer",
+    "ZwSetSecurityObject",
+    "ZwOpenKey",
+    "ZwQueryValueKey",
 ];
 
 /// Windows 10 2004+ only (and not exported by Wine 8).

@@ -18,6 +18,8 @@ impl Platform for NoViews {
     }
 
     fn unmap_view(&mut self, _view: ()) {}
+
+    fn keep_system_awake(&mut self, _awake: bool) {}
 }
 
 fn started() -> Device<NoViews> {

@@ -12,7 +12,7 @@
 mod common;
 
 use common::*;
-use mlnx_hca::sim::{SimAccess, SimHca};
+use mlnx_hca::sim::{ExitOrder, SimAccess, SimHca};
 
 const A: u32 = 100;
 const B: u32 = 200;
@@ -32,11 +32,13 @@ fn views_taken_away_are_gone_and_were_unmapped_in_their_owners_process() {
     let va = map(&h, false, 0, 4).unwrap();
     h.close();
     assert!(!hca.is_bar_mapped_at(va), "closing the handle unmapped its view");
-    let h = hca.open(A, SimAccess::Read);
-    let va = map(&h, false, 0, 4).unwrap();
-    hca.terminate(A);
-    assert!(!hca.is_bar_mapped_at(va), "the end of the process unmapped its view");
-    drop(h);
+    for order in ExitOrder::both(C) {
+        let h = hca.open(A, SimAccess::Read);
+        let va = map(&h, false, 0, 4).unwrap();
+        hca.terminate(A, order);
+        assert!(!hca.is_bar_mapped_at(va), "{order:?}: the end of the process unmapped its view");
+        drop(h);
+    }
 
     // Surprise removal, in the system process, of views of three processes.
     let a = hca.open(A, SimAccess::ReadWrite);

@@ -12,7 +12,7 @@
 //! bytes its fields need (missing ones read as 0). [`seed`] writes ops in this
 //! layout for the hand-made seeds of the corpus.
 
-use crate::harness::{Code, Fault, Input, Op, PIDS};
+use crate::harness::{Code, Fault, Input, Op, Origin, PIDS};
 use crate::reference::{Access, BAR0, MAP_RO, MAP_RW, QUERY, UNMAP};
 
 /// Most ops one input runs (the quotas and the sequence length bound the time
@@ -143,7 +143,14 @@ impl Cursor<'_> {
             }
             9 => Op::Duplicate { handle: usize::from(self.u8()), pid: self.pid() },
             10 => Op::Close { handle: usize::from(self.u8()) },
-            11 => Op::Terminate { pid: self.pid() },
+            11 => {
+                // The high bit of the pid byte: killed (by the process the
+                // next bits name) rather than exiting.
+                let b = self.u8();
+                let pid = PIDS[usize::from(b) % PIDS.len()];
+                let killer = (b & 0x80 != 0).then(|| PIDS[usize::from(b >> 4) % PIDS.len()]);
+                Op::Terminate { pid, killer }
+            }
             12 => match self.u8() % 4 {
                 0 => Op::SurpriseRemove,
                 _ => Op::QueryRemove,
@@ -161,6 +168,14 @@ impl Cursor<'_> {
                 let handle = usize::from(self.u8());
                 let code = self.code();
                 let k = self.u8();
+                // The top three bits of k all set (one in eight): a request a
+                // driver forwarded (bit 4: from a system worker thread, else
+                // kernel mode in the caller's process).
+                let origin = match k >> 5 {
+                    7 if k & 0x10 != 0 => Origin::WorkerThread,
+                    7 => Origin::KernelMode,
+                    _ => Origin::Caller,
+                };
                 let natural = match code {
                     UNMAP => 1,
                     QUERY => 2,
@@ -179,7 +194,7 @@ impl Cursor<'_> {
                     QUERY => 24,
                     _ => 8,
                 };
-                Op::Ioctl { handle, code: Code(code), input, out_len: self.len(block) }
+                Op::Ioctl { handle, origin, code: Code(code), input, out_len: self.len(block) }
             }
         }
     }
@@ -223,6 +238,12 @@ pub mod seed {
     /// A map of whole pages `page..page + pages` (pages >= 1).
     pub fn map(s: &mut Vec<u8>, handle: u8, rw: bool, page: u8, pages: u8) {
         s.extend([2, handle, if rw { 2 } else { 0 }, 0, 0, 0, page, 1, pages - 1, 0, 0]);
+    }
+
+    /// [`map`] as a driver forwarded it: from a system worker thread
+    /// (`worker`), or in kernel mode in the caller's process.
+    pub fn map_forwarded(s: &mut Vec<u8>, handle: u8, rw: bool, page: u8, pages: u8, worker: bool) {
+        s.extend([2, handle, if rw { 2 } else { 0 }, if worker { 0xF0 } else { 0xE0 }, 0, 0, page, 1, pages - 1, 0, 0]);
     }
 
     /// A map with a raw `(bar, offset, size)`, exact buffers.
@@ -279,9 +300,14 @@ pub mod seed {
         s.extend([10, handle]);
     }
 
-    /// The process ends.
+    /// The process exits.
     pub fn terminate(s: &mut Vec<u8>, pid: u8) {
         s.extend([11, pid]);
+    }
+
+    /// Process `pid` is killed by process `killer` (indexes below 8).
+    pub fn kill(s: &mut Vec<u8>, pid: u8, killer: u8) {
+        s.extend([11, 0x80 | (killer << 4) | pid]);
     }
 
     /// Query-remove.

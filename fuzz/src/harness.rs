@@ -13,7 +13,8 @@
 
 use crate::reference::{Access, Expect, Model, Pid, MAP_RO, MAP_RW, PAGE, QUERY, UNMAP};
 use mlnx_hca::core::{Config, PnpState};
-use mlnx_hca::sim::{Faults, SimAccess, SimHandle, SimHca};
+pub use mlnx_hca::sim::Origin;
+use mlnx_hca::sim::{ExitOrder, Faults, SimAccess, SimHandle, SimHca};
 use mlnx_hca::Status;
 use std::collections::HashSet;
 
@@ -41,6 +42,8 @@ pub enum Op {
     Ioctl {
         /// Which handle: an index into every handle made so far, wrapping.
         handle: usize,
+        /// Where the request reaches the driver from.
+        origin: Origin,
         /// The 32-bit code, real or not.
         code: Code,
         /// The input buffer.
@@ -60,10 +63,13 @@ pub enum Op {
         /// Which handle (wrapping index).
         handle: usize,
     },
-    /// The process ends (exit or kill).
+    /// The process ends: it exits (`killer` None: notification first), or
+    /// process `killer` kills it (its handles close first, in the killer).
     Terminate {
         /// The process.
         pid: Pid,
+        /// Who kills it, if it does not exit by itself.
+        killer: Option<Pid>,
     },
     /// The PnP manager asks to remove the device.
     QueryRemove,
@@ -199,7 +205,7 @@ impl Harness {
     pub fn apply(&mut self, op: &Op) {
         match op {
             Op::Open { pid, access } => self.open(*pid, *access),
-            Op::Ioctl { handle, code, input, out_len } => self.ioctl(*handle, code.0, input, *out_len),
+            Op::Ioctl { handle, origin, code, input, out_len } => self.ioctl(*handle, *origin, code.0, input, *out_len),
             Op::Duplicate { handle, pid } => {
                 if let Some(h) = self.pick(*handle) {
                     let dup = self.handles[h].as_ref().map(|sim| sim.duplicate(*pid));
@@ -215,8 +221,9 @@ impl Harness {
                     self.model.close(h);
                 }
             }
-            Op::Terminate { pid } => {
-                self.hca.terminate(*pid);
+            Op::Terminate { pid, killer } => {
+                let order = killer.map_or(ExitOrder::Exits, ExitOrder::KilledBy);
+                self.hca.terminate(*pid, order);
                 self.model.terminate(*pid);
             }
             Op::QueryRemove => {
@@ -288,14 +295,14 @@ impl Harness {
         }
     }
 
-    fn ioctl(&mut self, handle: usize, code: u32, input: &Input, out_len: usize) {
+    fn ioctl(&mut self, handle: usize, origin: Origin, code: u32, input: &Input, out_len: usize) {
         let Some(h) = self.pick(handle) else { return };
         let input = self.input_bytes(h, input);
-        let expect = self.model.predict(h, code, &input, out_len);
+        let expect = self.model.predict_from(h, origin != Origin::Caller, code, &input, out_len);
         let mut out = vec![SENTINEL; out_len];
         let fired = self.hca.faults_fired();
         let sim = self.handles[h].as_ref().expect("picked handles are kept");
-        let result = sim.ioctl(code, &input, &mut out).map_err(Status::from_raw);
+        let result = sim.ioctl_from(origin, code, &input, &mut out).map_err(Status::from_raw);
         let fault = self.hca.faults_fired() > fired;
         let ctx =
             || format!("handle {h} (pid {}) code {code:#010x} input {input:02x?} out {out_len}", self.model.pid_of(h));
@@ -355,11 +362,15 @@ impl Harness {
         if let Err(e) = self.model.writer_pid(hca.writer_pid()) {
             panic!("lease after {op:?}: {e}");
         }
+        assert_eq!(hca.keeps_system_awake(), hca.writer_pid().is_some(), "awake exactly while leased, after {op:?}");
         if !self.deep {
             return;
         }
         for pid in PIDS {
             assert_eq!(hca.views_of(pid), self.model.views_of(pid), "views of {pid} after {op:?}");
+            if self.model.views_of(pid) > 0 {
+                assert!(hca.may_own_views(pid), "the exit filter misses {pid} after {op:?}");
+            }
         }
         for (h, sim) in self.handles.iter().enumerate() {
             let Some(sim) = sim.as_ref().filter(|_| self.model.is_live(h) && !self.model.is_gone()) else { continue };

@@ -255,8 +255,11 @@ impl Model {
     }
 
     /// Predicts `DeviceIoControl(h, code, input, out_len)`, in the contract's
-    /// order of checks.
-    pub fn predict(&self, h: usize, code: u32, input: &[u8], out_len: usize) -> Expect {
+    /// order of checks. `forwarded`: the request reaches the driver from
+    /// another context (a driver passed it on from a worker thread, or a
+    /// kernel-mode caller), so maps and unmaps are refused once the code and
+    /// the handle's access are checked.
+    pub fn predict_from(&self, h: usize, forwarded: bool, code: u32, input: &[u8], out_len: usize) -> Expect {
         let handle = self.handles[h];
         match handle.state {
             HandleState::Failed(status) => return Expect::Fail(status),
@@ -276,6 +279,9 @@ impl Model {
             QUERY => (0, 24),
             _ => return Expect::Fail(Status::INVALID_DEVICE_REQUEST),
         };
+        if forwarded && code != QUERY {
+            return Expect::Fail(Status::NOT_SUPPORTED);
+        }
         if input.len() < in_len || out_len < block_out {
             return Expect::Fail(Status::BUFFER_TOO_SMALL);
         }

@@ -2,7 +2,7 @@
 //! lease, the quotas, and its PnP state.
 
 use super::table::{Entry, ViewTable};
-use super::{BarSizes, Config, CrSpaceWindow, Pid, Platform, ViewKey};
+use super::{BarSizes, Config, CrSpaceWindow, Pid, Platform, Requester, ViewKey};
 use crate::abi::{Access, Ioctl, MapCrSpaceOut, QueryCrSpaceOut, Request, Response};
 use crate::status::{Result, Status};
 use alloc::vec::Vec;
@@ -209,14 +209,30 @@ impl<P: Platform> Device<P> {
         Ok(CaId { index: index as u32, generation: slot.generation })
     }
 
-    /// `IRP_MJ_DEVICE_CONTROL` from process `caller` on the handle whose
-    /// context is `ca` and whose granted access is `granted`. Checks in the
-    /// contract's order: device state, code, access, buffer lengths,
-    /// parameters, quota, lease. A failure changes nothing.
+    /// `IRP_MJ_DEVICE_CONTROL` from `requester` on the handle whose context
+    /// is `ca` and whose granted access is `granted`. Checks in the
+    /// contract's order: device state, code, access, the requester's context
+    /// (maps and unmaps), buffer lengths, parameters, quota, lease. A failure
+    /// changes nothing.
     pub fn device_control(
         &mut self,
         ca: CaId,
-        caller: Pid,
+        requester: Requester,
+        granted: Access,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+    ) -> Result<Response> {
+        let leased = self.lease.is_some();
+        let result = self.request(ca, requester, granted, code, input, output_len);
+        self.lease_settled(leased);
+        result
+    }
+
+    fn request(
+        &mut self,
+        ca: CaId,
+        requester: Requester,
         granted: Access,
         code: u32,
         input: &[u8],
@@ -234,6 +250,11 @@ impl<P: Platform> Device<P> {
         if !granted.contains(ioctl.required_access()) {
             return Err(Status::ACCESS_DENIED);
         }
+        let maps = matches!(ioctl, Ioctl::MapReadOnly | Ioctl::MapReadWrite | Ioctl::Unmap);
+        if maps && !requester.in_own_context {
+            return Err(Status::NOT_SUPPORTED);
+        }
+        let caller = requester.pid;
         match ioctl.decode(input, output_len)? {
             Request::Map { writable, params } => {
                 let window = CrSpaceWindow::new(&params, &self.bars)?;
@@ -311,6 +332,27 @@ impl<P: Platform> Device<P> {
         Ok(())
     }
 
+    /// After a step that may have taken or ended the lease (`leased`: whether
+    /// it was held before): the platform keeps the system awake exactly
+    /// while the lease is held.
+    fn lease_settled(&mut self, leased: bool) {
+        let held = self.lease.is_some();
+        if held != leased {
+            self.platform.keep_system_awake(held);
+        }
+    }
+
+    /// A system sleep is about to be asked for (`IRP_MN_QUERY_POWER` for a
+    /// sleeping or hibernating state): refused with `STATUS_DEVICE_BUSY`
+    /// while the write lease is held, so that a firmware write is not cut in
+    /// half; agreed otherwise. Changes nothing.
+    pub fn query_system_sleep(&self) -> Result<()> {
+        match self.lease {
+            Some(_) => Err(Status::DEVICE_BUSY),
+            None => Ok(()),
+        }
+    }
+
     /// After read-write views of `id` went away: end the lease when its last
     /// one did, or hand `writer_pid` to a process that still has one.
     fn settle_lease(&mut self, id: CaId) {
@@ -337,6 +379,13 @@ impl<P: Platform> Device<P> {
     /// process, and gives the lease back. Later requests answer
     /// `STATUS_FILE_CLOSED`. Returns the views it unmapped.
     pub fn cleanup(&mut self, id: CaId) -> usize {
+        let leased = self.lease.is_some();
+        let unmapped = self.clean(id);
+        self.lease_settled(leased);
+        unmapped
+    }
+
+    fn clean(&mut self, id: CaId) -> usize {
         let Device { platform, cas, live_views, lease, .. } = self;
         let Some(ca) =
             cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
@@ -374,6 +423,7 @@ impl<P: Platform> Device<P> {
     /// now (in `pid`'s own context), and with its last read-write view the
     /// lease. Returns the views it unmapped.
     pub fn process_exited(&mut self, pid: Pid) -> usize {
+        let leased = self.lease.is_some();
         let mut unmapped = 0;
         for index in 0..self.cas.len() {
             let Device { platform, cas, live_views, lease, .. } = self;
@@ -389,6 +439,7 @@ impl<P: Platform> Device<P> {
             );
             self.settle_lease(id);
         }
+        self.lease_settled(leased);
         unmapped
     }
 
@@ -464,6 +515,7 @@ impl<P: Platform> Device<P> {
     }
 
     fn revoke_all(&mut self) -> usize {
+        let leased = self.lease.is_some();
         let mut unmapped = 0;
         let Device { platform, cas, live_views, lease, .. } = self;
         for (index, slot) in cas.iter_mut().enumerate() {
@@ -475,6 +527,7 @@ impl<P: Platform> Device<P> {
             });
         }
         self.lease = None;
+        self.lease_settled(leased);
         unmapped
     }
 }

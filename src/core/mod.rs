@@ -15,11 +15,15 @@
 #![forbid(unsafe_code)]
 
 mod device;
+mod owners;
+pub mod resources;
+pub mod security;
 pub mod simulated;
 mod table;
 mod window;
 
 pub use device::{CaId, Device, Lease, PnpState, UmCa};
+pub use owners::ViewOwners;
 pub use table::ViewKey;
 pub use window::{CrSpaceWindow, PageSpan};
 
@@ -29,8 +33,30 @@ use crate::status::Result;
 /// the simulated HCA).
 pub const PAGE_SIZE: u32 = 4096;
 
-/// A process id as the driver sees it (`PsGetCurrentProcessId`).
+/// A process id as the driver sees it (`PsGetProcessId`).
 pub type Pid = u32;
+
+/// Who a request comes from, as the Windows layer finds it in the IRP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requester {
+    /// The process whose address space the request runs in
+    /// (`PsGetProcessId(IoGetCurrentProcess())`): where a map puts its view,
+    /// and whose views an unmap looks up.
+    pub pid: Pid,
+    /// The request came from user mode and runs in the process that sent it
+    /// (`Irp->RequestorMode == UserMode` and `IoGetRequestorProcess(Irp)` is
+    /// the current process). Maps and unmaps need this: a request a driver
+    /// forwarded from a worker thread, or a kernel-mode caller, would put a
+    /// view in the wrong address space, or look one up there.
+    pub in_own_context: bool,
+}
+
+impl Requester {
+    /// A tool's own `DeviceIoControl`, in its own process `pid`.
+    pub const fn user(pid: Pid) -> Self {
+        Requester { pid, in_own_context: true }
+    }
+}
 
 /// Sizes of the HCA's BARs, as found in the translated resources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,4 +107,10 @@ pub trait Platform {
     /// Unmaps a view in the process that owns it, attaching to that process
     /// when the current context is another one.
     fn unmap_view(&mut self, view: Self::View);
+
+    /// The write lease was taken (`true`) or ended (`false`): while it is
+    /// held a firmware write may be under way, and the system should not
+    /// sleep (on Windows, `PoRegisterSystemState(ES_SYSTEM_REQUIRED |
+    /// ES_CONTINUOUS)` and its undo). Called only when the answer changes.
+    fn keep_system_awake(&mut self, awake: bool);
 }

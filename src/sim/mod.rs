@@ -16,7 +16,7 @@ mod slab;
 pub use platform::{DriverPool, Faults};
 
 use crate::abi::{code_access, Access};
-use crate::core::{CaId, Config, Device, Pid, PnpState};
+use crate::core::{CaId, Config, Device, Pid, PnpState, Requester};
 use crate::status::Status;
 use platform::{Bar, IdHash, SimPlatform};
 use slab::{Key, Slab};
@@ -47,6 +47,46 @@ impl SimAccess {
     }
 }
 
+/// The System process: where a worker thread runs.
+pub const SYSTEM_PID: u32 = 4;
+
+/// Where a request reaches the driver from ([`SimHandle::ioctl_from`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The tool's own `DeviceIoControl`, in its own thread: what every tool
+    /// does, and what [`SimHandle::ioctl`] sends.
+    Caller,
+    /// A kernel-mode caller running in the tool's process (a driver that
+    /// built the request itself): `RequestorMode` is `KernelMode`.
+    KernelMode,
+    /// An upper filter that passed the tool's request to a system worker
+    /// thread: the request runs in the System process.
+    WorkerThread,
+}
+
+/// How a process ends: the two orders Windows has (the contract's fine
+/// print).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitOrder {
+    /// It exits (`ExitProcess`, its last thread ends): the process-exit
+    /// notification runs first, in its last thread; then its handle table is
+    /// run down (cleanup of its handles, in its own context); then its
+    /// address space goes.
+    Exits,
+    /// Process `killer` terminates it: its handles may be closed early, in
+    /// the killer's thread (cleanup in the killer's context, so its views are
+    /// unmapped by attaching to it), before the notification runs.
+    KilledBy(u32),
+}
+
+impl ExitOrder {
+    /// Both orders, with `killer` as the killing process: for tests that must
+    /// hold under either.
+    pub const fn both(killer: u32) -> [ExitOrder; 2] {
+        [ExitOrder::Exits, ExitOrder::KilledBy(killer)]
+    }
+}
+
 type FileId = Key;
 type HandleId = Key;
 type ProcessId = Key;
@@ -64,7 +104,6 @@ struct FileObject {
 
 #[derive(Debug, Clone, Copy)]
 struct HandleEntry {
-    pid: Pid,
     process: ProcessId,
     file: FileId,
     access: Access,
@@ -221,17 +260,17 @@ impl SimHca {
         let ca = routine(driver, pid, |d| d.open()).map_err(Status::raw)?;
         let process = io.process(pid);
         let file = io.files.insert(FileObject { ca, access: access.granted(), handles: 1, refs: 1 });
-        let id = io.handles.insert(HandleEntry { pid, process, file, access: access.granted() });
+        let id = io.handles.insert(HandleEntry { process, file, access: access.granted() });
         Ok(SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false), refused: None })
     }
 
-    /// Process `pid` ends (however: exit or kill). Its in-flight requests
-    /// finish first; then all its handles close in its context, and the
-    /// process-exit notification runs. If another thread is ending the same
-    /// process already, this waits until it has ended and returns: a process
-    /// ends once, and a new process that reuses the pid meanwhile is not
-    /// this one.
-    pub fn terminate(&self, pid: u32) {
+    /// Process `pid` ends, in `order`. Its in-flight requests finish first
+    /// (thread rundown); then its handles close and the process-exit
+    /// notification runs, in the order and contexts `order` says. If another
+    /// thread is ending the same process already, this waits until it has
+    /// ended and returns: a process ends once, and a new process that reuses
+    /// the pid meanwhile is not this one.
+    pub fn terminate(&self, pid: u32, order: ExitOrder) {
         let mut state = lock(&self.inner.state);
         let process = state.io.process(pid);
         let running = state.io.processes.get_mut(process).expect("just started or found");
@@ -257,10 +296,20 @@ impl SimHca {
         }
         let mine: Vec<HandleId> =
             state.io.handles.iter().filter(|(_, h)| h.process == process).map(|(id, _)| id).collect();
-        for id in mine {
-            state.close_handle(id);
+        match order {
+            ExitOrder::Exits => {
+                routine(&mut state.driver, pid, |d| d.process_exited(pid));
+                for id in mine {
+                    state.close_handle(id, pid);
+                }
+            }
+            ExitOrder::KilledBy(killer) => {
+                for id in mine {
+                    state.close_handle(id, killer);
+                }
+                routine(&mut state.driver, pid, |d| d.process_exited(pid));
+            }
         }
-        routine(&mut state.driver, pid, |d| d.process_exited(pid));
         state.driver.platform_mut().process_ended(pid);
         state.io.processes.remove(process);
         state.io.pids.remove(&pid);
@@ -379,6 +428,26 @@ impl SimHca {
         lock(&self.inner.state).driver.lease().map(|l| l.writer_pid)
     }
 
+    /// Whether the driver keeps the system awake (`PoRegisterSystemState`):
+    /// while the write lease is held.
+    pub fn keeps_system_awake(&self) -> bool {
+        lock(&self.inner.state).driver.platform().keeps_system_awake()
+    }
+
+    /// The power manager asks whether the system may sleep or hibernate
+    /// (`IRP_MN_QUERY_POWER` for S1-S4): `Err(STATUS_DEVICE_BUSY)` while a
+    /// firmware write may be under way (the lease is held).
+    pub fn query_sleep(&self) -> Result<(), i32> {
+        let driver = &mut lock(&self.inner.state).driver;
+        routine(driver, 0, |d| d.query_system_sleep()).map_err(Status::raw)
+    }
+
+    /// Whether the lock-free filter the process-exit notification asks first
+    /// says `pid` may own views (never `false` while it owns one).
+    pub fn may_own_views(&self, pid: u32) -> bool {
+        lock(&self.inner.state).driver.platform().may_own_views(pid)
+    }
+
     /// Handles open on the device (contexts not yet cleaned up).
     pub fn open_handles(&self) -> usize {
         lock(&self.inner.state).driver.open_handles()
@@ -437,9 +506,10 @@ impl IoManager {
 }
 
 impl State {
-    /// Drops one handle: cleanup when it was the file object's last handle,
-    /// close when nothing else references the file object.
-    fn close_handle(&mut self, id: HandleId) {
+    /// Drops one handle, in the thread of process `context`: cleanup when it
+    /// was the file object's last handle, close when nothing else references
+    /// the file object.
+    fn close_handle(&mut self, id: HandleId, context: Pid) {
         let Some(handle) = self.io.handles.remove(id) else {
             return;
         };
@@ -447,9 +517,9 @@ impl State {
         file.handles -= 1;
         if file.handles == 0 {
             let ca = file.ca;
-            routine(&mut self.driver, handle.pid, |d| d.cleanup(ca));
+            routine(&mut self.driver, context, |d| d.cleanup(ca));
         }
-        self.release_file(handle.file, handle.pid);
+        self.release_file(handle.file, context);
     }
 
     /// Drops one reference to a file object; the last one sends the close.
@@ -473,9 +543,11 @@ impl State {
         }
         let driver = &mut self.driver;
         let (views, platform_views, lease) = (driver.live_views(), driver.platform().live_views(), driver.lease());
+        let awake = driver.platform().keeps_system_awake();
         assert!(
-            views == 0 && platform_views == 0 && lease.is_none(),
-            "DRIVER VERIFIER: all handles closed but {views} view(s) ({platform_views} mapped) and lease {lease:?} remain"
+            views == 0 && platform_views == 0 && lease.is_none() && !awake,
+            "DRIVER VERIFIER: all handles closed but {views} view(s) ({platform_views} mapped), lease {lease:?}, \
+             system kept awake {awake}"
         );
         if driver.state() == PnpState::SurpriseRemoved {
             routine(driver, 0, |d| d.remove());
@@ -516,6 +588,18 @@ impl SimHandle {
     /// input copied in, the bytes the driver reports copied out; on failure
     /// the output buffer is left as it was.
     pub fn ioctl(&self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, i32> {
+        self.ioctl_from(Origin::Caller, code, input, output)
+    }
+
+    /// [`ioctl`](Self::ioctl) as it reaches the driver from `origin`: the
+    /// tool's own thread, a kernel-mode caller in its process, or a worker
+    /// thread of the System process an upper filter passed it to.
+    pub fn ioctl_from(&self, origin: Origin, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, i32> {
+        let requester = match origin {
+            Origin::Caller => Requester::user(self.pid),
+            Origin::KernelMode => Requester { pid: self.pid, in_own_context: false },
+            Origin::WorkerThread => Requester { pid: SYSTEM_PID, in_own_context: false },
+        };
         let (file, process, ca, granted) = self.begin(code)?;
         // The contract's blocks are at most 24 bytes: a system buffer of that
         // size lives on the stack (no allocator call per request); longer
@@ -532,8 +616,8 @@ impl SimHandle {
         system_buffer[..input.len()].copy_from_slice(input);
         let (result, drained) = {
             let mut state = lock(&self.inner.state);
-            let request = routine(&mut state.driver, self.pid, |d| {
-                d.device_control(ca, self.pid, granted, code, &system_buffer[..input.len()], output.len())
+            let request = routine(&mut state.driver, requester.pid, |d| {
+                d.device_control(ca, requester, granted, code, &system_buffer[..input.len()], output.len())
             });
             let result = request.map(|response| response.encode(&mut system_buffer[..output.len()]));
             (result, state.end_request(file, process, self.pid))
@@ -610,7 +694,7 @@ impl SimHandle {
         let file = io.files.get_mut(handle.file).expect("a handle's file object exists");
         file.handles += 1;
         file.refs += 1;
-        let id = io.handles.insert(HandleEntry { pid, process, ..handle });
+        let id = io.handles.insert(HandleEntry { process, ..handle });
         SimHandle { inner: self.inner.clone(), id, pid, closed: AtomicBool::new(false), refused: None }
     }
 
@@ -632,7 +716,7 @@ impl SimHandle {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        lock(&self.inner.state).close_handle(self.id);
+        lock(&self.inner.state).close_handle(self.id, self.pid);
     }
 
     /// The process this handle belongs to.

@@ -14,7 +14,7 @@
 //! ([`DriverPool`]), the way Driver Verifier's low-resources simulation does.
 
 use crate::core::simulated::{cr_dword_bytes, cr_dword_value};
-use crate::core::{PageSpan, Pid, Platform};
+use crate::core::{PageSpan, Pid, Platform, ViewOwners};
 use crate::status::{Result, Status};
 use memmap2::{MmapOptions, MmapRaw};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -319,6 +319,11 @@ pub(crate) struct SimPlatform {
     fired: u64,
     /// Views released without a user-mode unmap (their owner could not be attached).
     orphaned: u64,
+    /// Which processes may own views, kept as the Windows layer keeps it for
+    /// its lock-free process-exit check.
+    owner_filter: ViewOwners,
+    /// The system is kept awake (`PoRegisterSystemState`): the lease is held.
+    awake: bool,
 }
 
 impl SimPlatform {
@@ -336,7 +341,20 @@ impl SimPlatform {
             faults: Faults::default(),
             fired: 0,
             orphaned: 0,
+            owner_filter: ViewOwners::new(),
+            awake: false,
         }
+    }
+
+    /// Whether `pid` may own views by the lock-free filter (never `false`
+    /// for a process that owns one).
+    pub fn may_own_views(&self, pid: Pid) -> bool {
+        self.owner_filter.may_own(pid)
+    }
+
+    /// Whether the driver asked to keep the system awake.
+    pub fn keeps_system_awake(&self) -> bool {
+        self.awake
     }
 
     /// The I/O manager sets the context before each call into the driver.
@@ -435,6 +453,7 @@ impl Platform for SimPlatform {
         // CAST: the address is what the "user" gets back as its VA.
         let va = map.as_ptr() as u64;
         self.owners.entry(self.context).or_default().views += 1;
+        self.owner_filter.add(self.context);
         self.live += 1;
         self.writable += usize::from(writable);
         Ok((SimView { map, owner: self.context, writable }, va))
@@ -446,6 +465,7 @@ impl Platform for SimPlatform {
         assert!(!owner.ended, "DRIVER VERIFIER: unmapping a view of process {} after it ended", view.owner);
         assert!(owner.views > 0, "DRIVER VERIFIER: unmapping a view of process {}, which has none", view.owner);
         owner.views -= 1;
+        self.owner_filter.remove(view.owner);
         self.live -= 1;
         self.writable -= usize::from(view.writable);
         // KeStackAttachProcess when the driver runs in another process.
@@ -463,6 +483,13 @@ impl Platform for SimPlatform {
         // munmap, in the owner's (attached) context. After a failed attach the
         // host mapping still goes: in the simulation it is the platform's hold.
         drop(view.map);
+    }
+
+    fn keep_system_awake(&mut self, awake: bool) {
+        // Verifier's view: a registration is never made twice, nor undone
+        // without having been made.
+        assert_ne!(self.awake, awake, "DRIVER VERIFIER: PoRegisterSystemState/PoUnregisterSystemState out of pairs");
+        self.awake = awake;
     }
 }
 

@@ -14,10 +14,10 @@ use super::kernel::{nt_success, FastMutex, Irp, RemoveLock, FALSE, TRUE};
 use super::log::trace;
 use super::platform::WinPlatform;
 use super::{DEVICES, INTERFACE_GUID};
-use crate::core::{Config, Device};
+use crate::core::{Config, Device, ViewOwners};
 use ::core::cell::UnsafeCell;
 use ::core::mem::size_of;
-use ::core::ptr;
+use ::core::ptr::{self, NonNull};
 use ::core::sync::atomic::{AtomicU32, Ordering};
 use alloc::vec::Vec;
 use wdk_sys::ntddk::{
@@ -45,6 +45,13 @@ pub(crate) struct DeviceExtension {
     pub(crate) fdo: PDEVICE_OBJECT,
     /// The device below us (the PDO or a lower filter).
     pub(crate) lower: PDEVICE_OBJECT,
+    /// The PDO: the target of the device power IRPs we request, and the
+    /// object whose security tools' opens meet.
+    pub(crate) pdo: PDEVICE_OBJECT,
+    /// Which processes may own views of this device, for the process-exit
+    /// notification to ask without the device lock (counted by the platform
+    /// under it).
+    pub(crate) owners: ViewOwners,
     /// N of `\DosDevices\mlnx_hca<N>`: set under [`DEVICES`]'s lock as the
     /// device is linked, constant afterwards.
     pub(crate) instance: AtomicU32,
@@ -413,13 +420,21 @@ pub(crate) unsafe extern "C" fn add_device(driver: *mut DRIVER_OBJECT, pdo: PDEV
     }
     // SAFETY: `fdo` was just created by us.
     let ext_ptr = unsafe { DeviceExtension::from_fdo(fdo) };
+    // SAFETY: a place projection into the extension memory, not read: where
+    // the device's exit filter will live for the extension's life.
+    let owners = unsafe { &raw mut (*ext_ptr).owners };
+    // SAFETY: inside the extension, whose address is not null.
+    let owners = unsafe { NonNull::new_unchecked(owners) };
     let extension = DeviceExtension {
         fdo,
         lower,
+        pdo,
+        owners: ViewOwners::new(),
         instance: AtomicU32::new(NO_INSTANCE),
         simulated,
         remove_lock: RemoveLock::new(),
-        core: FastMutex::new(Device::new(WinPlatform::new(), Config::DEFAULT)),
+        // SAFETY: `owners` is in this same extension, which outlives its core.
+        core: FastMutex::new(Device::new(unsafe { WinPlatform::new(owners) }, Config::DEFAULT)),
         pnp: UnsafeCell::new(PnpOnly { interface: Some(interface), link: None, pdo_name }),
         next: UnsafeCell::new(ptr::null_mut()),
     };

@@ -8,14 +8,15 @@
 //! access the handle was granted at create (see [`FileContext`]).
 
 use super::device::DeviceExtension;
-use super::kernel::current_pid;
+use super::kernel::{address_space_pid, current_pid};
 use super::log::trace;
 use crate::abi::Access;
-use crate::core::CaId;
+use crate::core::{CaId, Requester};
 use ::core::ptr;
 use ::core::slice;
 use wdk_sys::{
-    DEVICE_OBJECT, IO_STACK_LOCATION, IRP, NTSTATUS, PFILE_OBJECT, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS,
+    DEVICE_OBJECT, IO_STACK_LOCATION, IRP, NTSTATUS, PFILE_OBJECT, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
 };
 
 /// What the file object of a handle to our device carries.
@@ -116,6 +117,14 @@ pub(crate) unsafe extern "C" fn dispatch_create(fdo: *mut DEVICE_OBJECT, irp: *m
     if file.is_null() {
         return irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0);
     }
+    // The device has no namespace: `\\.\mlnx_hca0\anything` is refused, as
+    // Microsoft's rules for DispatchCreate say (FILE_DEVICE_SECURE_OPEN also
+    // makes the I/O manager check the device's ACL for such a name).
+    // SAFETY: the I/O manager's file object for this create, valid during it.
+    if unsafe { (*file).FileName.Length } != 0 {
+        trace!("CREATE pid {} refused: a name after the device's", pid);
+        return irp.complete(STATUS_INVALID_PARAMETER, 0);
+    }
     let opened = ext.core.lock().open();
     match opened {
         Ok(ca) => {
@@ -186,10 +195,12 @@ pub(crate) unsafe extern "C" fn dispatch_close(fdo: *mut DEVICE_OBJECT, irp: *mu
 /// is the response written over the same buffer. `Information` is the bytes
 /// written on success, 0 on failure.
 ///
-/// IRQL: PASSIVE_LEVEL, synchronously in the requester's thread (the FDO is
-/// the top of its stack and answers at once): the current process is the
-/// caller, which is where a map must put its view. Takes: remove lock,
-/// device lock.
+/// IRQL: PASSIVE_LEVEL. A map or unmap is carried out only for a user-mode
+/// request running in its requester's own process (`RequestorMode` and
+/// `IoGetRequestorProcess`): a driver above could have passed the request on
+/// from a worker thread, whose current process (where a view would go) is
+/// another. Views are recorded under the process whose address space they
+/// live in. Takes: remove lock, device lock.
 pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
     let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
@@ -211,7 +222,11 @@ pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT,
     } else {
         (parameters.InputBufferLength as usize, parameters.OutputBufferLength as usize)
     };
-    let caller = current_pid();
+    let requester = Requester {
+        pid: address_space_pid(),
+        in_own_context: i32::from(irp.requestor_mode()) == wdk_sys::_MODE::UserMode && irp.runs_in_requestor(),
+    };
+    let caller = requester.pid;
     let result = {
         let input: &[u8] = if input_len == 0 {
             &[]
@@ -220,7 +235,7 @@ pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT,
             // caller's input; no mutable view of it exists while this slice lives.
             unsafe { slice::from_raw_parts(buffer, input_len) }
         };
-        ext.core.lock().device_control(context.ca, caller, context.access, code, input, output_len)
+        ext.core.lock().device_control(context.ca, requester, context.access, code, input, output_len)
     }; // the input slice ends here, before the buffer is written
     match result {
         Ok(response) => {

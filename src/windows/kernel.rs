@@ -1,8 +1,9 @@
 //! Small owning wrappers over kernel objects the rest of the layer uses:
 //! [`FastMutex`] (a `FAST_MUTEX` guarding data), [`RemoveLock`] (an
 //! `IO_REMOVE_LOCK`), [`Irp`] (an IRP being handled, with the `wdm.h` inline
-//! helpers written out), [`ProcessRef`] (a referenced process) and
-//! [`Attached`] (`KeStackAttachProcess` until dropped).
+//! helpers written out), [`ProcessRef`] (a referenced process),
+//! [`Attached`] (`KeStackAttachProcess` until dropped) and [`SystemAwake`]
+//! (`PoRegisterSystemState` until dropped).
 
 use ::core::cell::UnsafeCell;
 use ::core::ffi::c_void;
@@ -10,9 +11,10 @@ use ::core::mem::{offset_of, size_of, MaybeUninit};
 use ::core::ops::{Deref, DerefMut};
 use ::core::ptr::{self, NonNull};
 use wdk_sys::ntddk::{
-    ExAcquireFastMutex, ExReleaseFastMutex, IoAcquireRemoveLockEx, IoGetCurrentProcess, IoInitializeRemoveLockEx,
-    IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IofCallDriver, IofCompleteRequest, KeInitializeEvent,
-    KeStackAttachProcess, KeUnstackDetachProcess, ObfDereferenceObject, ObfReferenceObject, PsGetCurrentProcessId,
+    ExAcquireFastMutex, ExReleaseFastMutex, IoAcquireRemoveLockEx, IoGetCurrentProcess, IoGetRequestorProcess,
+    IoInitializeRemoveLockEx, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IofCallDriver, IofCompleteRequest,
+    KeInitializeEvent, KeStackAttachProcess, KeUnstackDetachProcess, ObfDereferenceObject, ObfReferenceObject,
+    PoRegisterSystemState, PoUnregisterSystemState, PsGetCurrentProcessId, PsGetProcessId,
 };
 use wdk_sys::{
     _EVENT_TYPE, CCHAR, FAST_MUTEX, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP, KAPC_STATE, NTSTATUS, PDEVICE_OBJECT,
@@ -167,6 +169,20 @@ impl RemoveLock {
     }
 }
 
+impl RemoveLock {
+    /// `IoReleaseRemoveLock(lock, irp)` for a hold [`kept`](RemoveLockGuard::keep)
+    /// when `irp` was dispatched.
+    ///
+    /// # Safety
+    /// A hold acquired for `irp` and kept is released exactly once.
+    ///
+    /// IRQL: <= DISPATCH_LEVEL (completion routines, power callbacks).
+    pub(crate) unsafe fn release(&self, irp: PIRP) {
+        // SAFETY: (caller) the kept hold of this IRP, tagged with it.
+        unsafe { IoReleaseRemoveLockEx(self.0.get(), irp.cast(), REMOVE_LOCK_SIZE) };
+    }
+}
+
 /// One hold of a [`RemoveLock`]; released when dropped.
 pub(crate) struct RemoveLockGuard<'a> {
     lock: &'a RemoveLock,
@@ -174,6 +190,13 @@ pub(crate) struct RemoveLockGuard<'a> {
 }
 
 impl RemoveLockGuard<'_> {
+    /// Keeps the hold beyond this dispatch routine, for an IRP that
+    /// completes later (a power IRP handled in completion routines): the
+    /// caller gives it back with [`RemoveLock::release`] and the same tag.
+    pub(crate) fn keep(self) {
+        ::core::mem::forget(self);
+    }
+
     /// `IoReleaseRemoveLockAndWait`: releases this hold and waits until every
     /// other hold is released; every later acquire fails.
     ///
@@ -236,6 +259,35 @@ impl Irp {
         let slot = unsafe { &raw const (*self.raw()).AssociatedIrp.SystemBuffer };
         // SAFETY: reads the pointer field the I/O manager filled in.
         unsafe { slot.read() }.cast()
+    }
+
+    /// `Irp->RequestorMode`: the mode of the original requester.
+    pub(crate) fn requestor_mode(self) -> i8 {
+        // SAFETY: a place projection inside the valid IRP.
+        let slot = unsafe { &raw const (*self.raw()).RequestorMode };
+        // SAFETY: reads a KPROCESSOR_MODE the I/O manager set.
+        unsafe { slot.read() }
+    }
+
+    /// Whether this thread runs in the address space of the process that
+    /// sent the IRP (`IoGetRequestorProcess(irp) == IoGetCurrentProcess()`):
+    /// an upper filter may pass a request on from a worker thread of
+    /// another process.
+    pub(crate) fn runs_in_requestor(self) -> bool {
+        // SAFETY: the IRP is valid while we handle it; any IRQL <= DISPATCH_LEVEL.
+        let requestor = unsafe { IoGetRequestorProcess(self.raw()) };
+        // SAFETY: no preconditions.
+        let current = unsafe { IoGetCurrentProcess() };
+        !requestor.is_null() && ptr::eq(requestor, current)
+    }
+
+    /// `IoMarkIrpPending`: the dispatch routine returns STATUS_PENDING and
+    /// the IRP completes later.
+    pub(crate) fn mark_pending(self) {
+        // SAFETY: the current stack location is ours while we handle the IRP.
+        let stack = unsafe { &mut *self.stack_ptr() };
+        // CAST: SL_PENDING_RETURNED fits the UCHAR Control field.
+        stack.Control |= wdk_sys::SL_PENDING_RETURNED as u8;
     }
 
     /// `Irp->PendingReturned`.
@@ -336,10 +388,22 @@ impl Irp {
 
 // ---------------------------------------------------------------- processes
 
-/// The current process id (`PsGetCurrentProcessId`) as the core sees it.
+/// The current process id (`PsGetCurrentProcessId`), for the log.
 pub(crate) fn current_pid() -> u32 {
     // SAFETY: no preconditions; any IRQL.
     let pid = unsafe { PsGetCurrentProcessId() };
+    // CAST: process ids are multiples of 4 below 2^32, carried in a HANDLE.
+    pid.addr() as u32
+}
+
+/// The id of the process whose address space this thread is in
+/// (`PsGetProcessId(IoGetCurrentProcess())`: the attached one, if attached):
+/// where a user view is mapped, and whose views are looked up.
+pub(crate) fn address_space_pid() -> u32 {
+    // SAFETY: no preconditions; never null in a thread's context.
+    let process = unsafe { IoGetCurrentProcess() };
+    // SAFETY: the current process object is alive while this thread runs in it.
+    let pid = unsafe { PsGetProcessId(process) };
     // CAST: process ids are multiples of 4 below 2^32, carried in a HANDLE.
     pid.addr() as u32
 }
@@ -363,6 +427,15 @@ impl ProcessRef {
 
     fn as_ptr(&self) -> PKPROCESS {
         self.0.as_ptr()
+    }
+
+    /// Its process id (`PsGetProcessId`), as the process-exit notification
+    /// will name it.
+    pub(crate) fn pid(&self) -> u32 {
+        // SAFETY: the process is referenced, hence alive.
+        let pid = unsafe { PsGetProcessId(self.as_ptr()) };
+        // CAST: process ids are multiples of 4 below 2^32, carried in a HANDLE.
+        pid.addr() as u32
     }
 
     /// Whether the current thread runs in (or is attached to) this process.
@@ -409,6 +482,37 @@ impl Drop for Attached<'_> {
         // SAFETY: undoes exactly the KeStackAttachProcess that built the guard,
         // in the same thread, with the same state.
         unsafe { KeUnstackDetachProcess(&raw mut *self.apc) };
+    }
+}
+
+// ---------------------------------------------------------------- power
+
+/// A registered busy state, `PoRegisterSystemState(NULL, ES_SYSTEM_REQUIRED |
+/// ES_CONTINUOUS)`: the power manager is asked not to put the system to sleep
+/// while it lives (it may still: a user's explicit sleep, a critically low
+/// battery). `PoUnregisterSystemState` on drop.
+///
+/// IRQL: <= APC_LEVEL, both ways (fine under a fast mutex).
+pub(crate) struct SystemAwake(NonNull<c_void>);
+
+// SAFETY: the handle is an opaque token of the power manager, usable from any
+// thread; it moves with the device's platform, under the device lock.
+unsafe impl Send for SystemAwake {}
+
+impl SystemAwake {
+    /// `None` if the power manager could not register the state.
+    pub(crate) fn register() -> Option<Self> {
+        let flags = wdk_sys::ES_SYSTEM_REQUIRED | wdk_sys::ES_CONTINUOUS;
+        // SAFETY: a new busy state (no handle to change); no other precondition.
+        let handle = unsafe { PoRegisterSystemState(ptr::null_mut(), flags) };
+        NonNull::new(handle).map(SystemAwake)
+    }
+}
+
+impl Drop for SystemAwake {
+    fn drop(&mut self) {
+        // SAFETY: the handle PoRegisterSystemState returned, unregistered once.
+        unsafe { PoUnregisterSystemState(self.0.as_ptr()) };
     }
 }
 

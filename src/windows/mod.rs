@@ -58,7 +58,9 @@ mod kernel;
 mod log;
 mod platform;
 mod pnp;
+mod security;
 
+use crate::core::ViewOwners;
 use device::DeviceList;
 use kernel::{nt_success, FastMutex, FALSE, TRUE};
 use log::trace;
@@ -84,17 +86,27 @@ pub(crate) static INTERFACE_GUID: GUID =
 /// The driver's devices (see "Locking" above). Initialised by DriverEntry.
 pub(crate) static DEVICES: FastMutex<DeviceList> = FastMutex::new(DeviceList::new());
 
+/// Which processes may own a view of any device: the process-exit
+/// notification's first question, asked without a lock. Each device keeps
+/// its own as well (`DeviceExtension::owners`); the platforms count views in
+/// both under their device lock.
+pub(crate) static VIEW_OWNERS: ViewOwners = ViewOwners::new();
+
 /// `DriverEntry`: the dispatch table, `AddDevice`, unload and the
 /// process-exit notification. IRQL: PASSIVE_LEVEL.
 ///
 /// # Safety
 /// Called once by the I/O manager with our driver object.
 #[unsafe(export_name = "DriverEntry")]
-pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, _registry_path: PCUNICODE_STRING) -> NTSTATUS {
+pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path: PCUNICODE_STRING) -> NTSTATUS {
     trace!("DriverEntry (legacy-pool {})", u32::from(cfg!(feature = "legacy-pool")));
     // SAFETY: DriverEntry runs before any other entry point of the driver, so
     // nothing uses the device list yet; a static does not move.
     unsafe { DEVICES.init() };
+    // SAFETY: as above, for the Parameters key's path.
+    unsafe { security::PARAMETERS_KEY.init() };
+    // SAFETY: DriverEntry's own registry path, before any other use of the key.
+    unsafe { security::remember_service_key(registry_path) };
     // SAFETY: the I/O manager's driver object, ours to fill in during DriverEntry.
     let driver = unsafe { &mut *driver };
     driver.DriverUnload = Some(driver_unload);
@@ -133,6 +145,8 @@ unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     if !DEVICES.lock().is_empty() {
         trace!("unload: BUG: devices still linked");
     }
+    // The Parameters key's path, the driver's one allocation of its own.
+    drop(::core::mem::take(&mut *security::PARAMETERS_KEY.lock()));
     // CAST: a count of allocations.
     trace!("unload: outstanding allocations: {}", alloc::outstanding() as i64);
 }
@@ -143,15 +157,30 @@ unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
 /// down), and its write lease ends. This covers a view whose handle lives on
 /// in another process through `DuplicateHandle`.
 ///
-/// IRQL: PASSIVE_LEVEL. Takes `DEVICES`, then each device lock in turn.
+/// It runs for every process that exits anywhere on the system, and must stay
+/// short: a process that owns no view passes on the lock-free filters
+/// ([`VIEW_OWNERS`], then each device's) without taking a lock that a long
+/// operation (a cleanup of many views, a removal) can hold. A filter never
+/// answers "no" for a process that owns a view: views of a process are
+/// mapped only by its own requests, which all completed before its last
+/// thread runs this.
+///
+/// IRQL: PASSIVE_LEVEL. Takes `DEVICES`, then the lock of each device that
+/// may hold a view of the process, in turn.
 unsafe extern "C" fn process_notify(_process: PEPROCESS, process_id: HANDLE, create_info: PPS_CREATE_NOTIFY_INFO) {
     if !create_info.is_null() {
         return; // a process is being created
     }
     // CAST: process ids are multiples of 4 below 2^32, carried in a HANDLE.
     let pid = process_id.addr() as u32;
+    if !VIEW_OWNERS.may_own(pid) {
+        return;
+    }
     let devices = DEVICES.lock();
     devices.for_each(|ext| {
+        if !ext.owners.may_own(pid) {
+            return;
+        }
         let unmapped = ext.core.lock().process_exited(pid);
         if unmapped > 0 {
             // CAST: bounded by the per-device quota.

@@ -3,34 +3,40 @@
 //! in `Drop`, built in this order for a view:
 //!
 //! - [`Bar`]: BAR 0, mapped once at start: [`IoSpaceMapping`] (the HCA's
-//!   registers, `MmMapIoSpaceEx` read-write non-cached) or [`SimulatedBar`]
-//!   (the root test device's 1 MiB of nonpaged pool). Outlives every view.
-//! - [`ReadOnlyAlias`] (read-only views only): a second MDL for the same
-//!   pages with its *own* kernel mapping, which is set read-only with
-//!   `MmProtectMdlSystemAddress` (see its documentation for why the view's
-//!   own MDL cannot be used).
-//! - [`Mdl`]: `IoAllocateMdl` over the pages of the span in the BAR's
-//!   shared system mapping + `MmBuildMdlForNonPagedPool`.
+//!   registers, `MmMapIoSpaceEx` read-write non-cached: the driver's own
+//!   mapping, never protected, never given out) or [`SimulatedBar`] (the root
+//!   test device's 1 MiB of page-aligned nonpaged pool). Outlives every view.
+//! - [`ViewMdl`]: one MDL per view over the pages of its window:
+//!   `MmAllocateMdlForIoSpace` for device memory, a probed and locked pool MDL
+//!   for the simulated BAR.
+//! - [`ReadOnlyAlias`] (read-only views only): that MDL's one system
+//!   mapping, set read-only with `MmProtectMdlSystemAddress`, and set back
+//!   to read-write before it is unmapped.
 //! - [`ProcessRef`]: the process the view is mapped into.
 //! - [`UserView`]: `MmMapLockedPagesSpecifyCache(UserMode)` of that MDL in the
-//!   caller's thread, through the C shim's `__try/__except`; unmapped in its
+//!   caller's thread, through the C shim's `__try/__except`, read-only
+//!   (`MdlMappingNoWrite`) unless the view is read-write; unmapped in its
 //!   owner process (attaching when needed) before the MDL is freed.
+//!
+//! One MDL carries both mappings of a read-only view (one user mapping and
+//! one system mapping per MDL is what the memory manager allows): one set
+//! of system PTEs per read-only view, none per read-write view.
 //!
 //! Everything here runs under the device's fast mutex (IRQL APC_LEVEL), in
 //! the thread of the request (map) or of cleanup/close/PnP/process exit
 //! (unmap).
 
 use super::alloc;
-use super::kernel::{self, Attached, ProcessRef, FALSE};
+use super::kernel::{self, Attached, ProcessRef, SystemAwake, FALSE};
 use super::log::trace;
 use crate::core::simulated::{cr_dword_bytes, SIM_BAR0_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET};
-use crate::core::{PageSpan, Platform, PAGE_SIZE};
+use crate::core::{PageSpan, Platform, ViewOwners, PAGE_SIZE};
 use crate::status::{Result, Status};
 use ::core::ffi::c_void;
 use ::core::ptr::{self, NonNull};
 use wdk_sys::ntddk::{
-    IoAllocateMdl, IoFreeMdl, MmAllocateMdlForIoSpace, MmBuildMdlForNonPagedPool, MmMapLockedPagesSpecifyCache,
-    MmProtectMdlSystemAddress, MmUnlockPages, MmUnmapIoSpace, MmUnmapLockedPages,
+    IoAllocateMdl, IoFreeMdl, MmAllocateMdlForIoSpace, MmMapLockedPagesSpecifyCache, MmProtectMdlSystemAddress,
+    MmUnlockPages, MmUnmapIoSpace, MmUnmapLockedPages,
 };
 use wdk_sys::{
     _LOCK_OPERATION, _MEMORY_CACHING_TYPE, _MM_PAGE_PRIORITY, _MODE, KAPC_STATE, MDL, MEMORY_CACHING_TYPE,
@@ -143,34 +149,37 @@ impl Drop for IoSpaceMapping {
 }
 
 /// The simulated HCA's BAR 0: 1 MiB of nonpaged pool, zeroed except the
-/// device-identification dword, stored big-endian as CR space is. Freed on
-/// drop.
+/// device-identification dword, stored big-endian as CR space is. Page
+/// aligned on every host: the allocation is a page larger than the BAR and
+/// the BAR starts at its first page boundary (Windows aligns pool blocks of
+/// a page or more; Wine's pool is its heap and does not), so a view's first
+/// and last pages never show the neighbouring pool. Freed on drop.
 pub(crate) struct SimulatedBar {
+    /// The BAR: page aligned, `len` bytes.
     va: NonNull<u8>,
     len: usize,
+    /// What the allocator returned, to free.
+    block: NonNull<u8>,
 }
 
 impl SimulatedBar {
     /// IRQL: <= DISPATCH_LEVEL.
     pub(crate) fn new() -> Result<Self> {
         let len = SIM_BAR0_SIZE as usize;
-        let va = NonNull::new(alloc::allocate(len)).ok_or(Status::INSUFFICIENT_RESOURCES)?;
-        let bar = SimulatedBar { va, len };
-        // SAFETY: `va` is a fresh allocation of `len` bytes, ours alone.
+        let page = PAGE_SIZE as usize;
+        let block = NonNull::new(alloc::allocate(len + page)).ok_or(Status::INSUFFICIENT_RESOURCES)?;
+        let skip = block.as_ptr().align_offset(page);
+        // The first page boundary lies within the first page of the block, so
+        // the BAR ends inside it.
+        let va = NonNull::new(block.as_ptr().wrapping_add(skip)).ok_or(Status::INSUFFICIENT_RESOURCES)?;
+        let bar = SimulatedBar { va, len, block };
+        // SAFETY: `va..va + len` lies inside the fresh block (skip < page), ours alone.
         unsafe { ptr::write_bytes(bar.va.as_ptr(), 0, len) };
         let id = bar.va.as_ptr().wrapping_add(SIM_DEVICE_ID_OFFSET as usize).cast::<[u8; 4]>();
-        // SAFETY: the offset is inside the allocation and dword aligned (pool
-        // blocks are 16-byte aligned at least).
+        // SAFETY: the offset is inside the BAR and dword aligned (the BAR is
+        // page aligned).
         unsafe { id.write_volatile(cr_dword_bytes(SIM_DEVICE_ID)) };
         Ok(bar)
-    }
-
-    /// Allocations of a page or more are page aligned on Windows; a host
-    /// that breaks this (Wine's pool is its heap) gets no mappings, since a
-    /// misaligned BAR would expose the neighbouring pool through the views'
-    /// first and last pages.
-    fn page_aligned(&self) -> bool {
-        self.va.as_ptr() as usize % PAGE_SIZE as usize == 0
     }
 }
 
@@ -178,7 +187,7 @@ impl Drop for SimulatedBar {
     fn drop(&mut self) {
         // SAFETY: the allocation made in `new`, freed once. INVARIANT as for
         // IoSpaceMapping: no view refers to it any more.
-        unsafe { alloc::free(self.va.as_ptr()) };
+        unsafe { alloc::free(self.block.as_ptr()) };
     }
 }
 
@@ -195,17 +204,6 @@ impl Mdl {
         // SAFETY: IoAllocateMdl only records the range; it touches no memory.
         let mdl = unsafe { IoAllocateMdl(va.cast(), length, FALSE, FALSE, ptr::null_mut()) };
         NonNull::new(mdl).map(Mdl).ok_or(Status::INSUFFICIENT_RESOURCES)
-    }
-
-    /// An MDL over the pages of `[va, va + len)` in the BAR's shared system
-    /// mapping, built with `MmBuildMdlForNonPagedPool`: the documented way to
-    /// describe resident memory that is to be mapped into user space.
-    fn for_nonpaged(va: *mut u8, len: usize) -> Result<Self> {
-        let mdl = Self::allocate(va, len)?;
-        // SAFETY: the range lies in the BAR's system mapping, resident and mapped for as long as any view exists
-        // (INVARIANT: the BAR outlives every view).
-        unsafe { MmBuildMdlForNonPagedPool(mdl.as_ptr()) };
-        Ok(mdl)
     }
 
     fn as_ptr(&self) -> PMDL {
@@ -229,11 +227,12 @@ pub(crate) struct LockedMdl {
 }
 
 impl LockedMdl {
-    fn probe(va: *mut u8, len: usize) -> Result<Self> {
+    fn probe(va: *mut u8, len: usize, writable: bool) -> Result<Self> {
         let mdl = Mdl::allocate(va, len)?;
+        let operation = if writable { _LOCK_OPERATION::IoModifyAccess } else { _LOCK_OPERATION::IoReadAccess };
         // SAFETY: kernel-mode probe of resident pool memory of ours; the shim
         // turns the exception a failure raises into a status.
-        let status = unsafe { mlnx_hca_probe_and_lock(mdl.as_ptr(), _LOCK_OPERATION::IoReadAccess) };
+        let status = unsafe { mlnx_hca_probe_and_lock(mdl.as_ptr(), operation) };
         if !kernel::nt_success(status) {
             trace!("MmProbeAndLockPages failed: {:#x}", status);
             return Err(Status::INSUFFICIENT_RESOURCES);
@@ -276,70 +275,69 @@ impl IoSpaceMdl {
 impl Drop for IoSpaceMdl {
     fn drop(&mut self) {
         // SAFETY: allocated by MmAllocateMdlForIoSpace, whose documentation
-        // says to free it with IoFreeMdl; once, after its mapping is gone.
+        // says to free it with IoFreeMdl; once, after its mappings are gone.
         unsafe { IoFreeMdl(self.0.as_ptr()) };
     }
 }
 
-/// The MDL behind a [`ReadOnlyAlias`].
-enum AliasMdl {
+/// The one MDL of a view: the pages of its window, which may be mapped once
+/// into the caller's process and, for a read-only view, once into system
+/// space. Device memory is described by physical address
+/// (`MmAllocateMdlForIoSpace`, the documented MDL for device memory, Windows
+/// 8 and later: the memory is never touched); the simulated BAR's RAM by a
+/// probe-and-lock of the pool pages. Not `MmBuildMdlForNonPagedPool`: such an
+/// MDL's only system address is the memory it was built over (the shared BAR
+/// mapping, which must not be protected), and `MmProtectMdlSystemAddress`
+/// refuses it.
+pub(crate) enum ViewMdl {
     Device(IoSpaceMdl),
     Ram(LockedMdl),
 }
 
-impl AliasMdl {
+impl ViewMdl {
+    fn new(bar: &Bar, offset: usize, len: usize, writable: bool) -> Result<Self> {
+        Ok(match bar {
+            // CAST: offset < 4 GiB, a BAR offset.
+            Bar::Hardware(m) => ViewMdl::Device(IoSpaceMdl::new(m.physical + offset as i64, len)?),
+            Bar::Simulated(s) => ViewMdl::Ram(LockedMdl::probe(s.va.as_ptr().wrapping_add(offset), len, writable)?),
+        })
+    }
+
     fn as_ptr(&self) -> PMDL {
         match self {
-            AliasMdl::Device(m) => m.0.as_ptr(),
-            AliasMdl::Ram(m) => m.mdl.as_ptr(),
+            ViewMdl::Device(m) => m.0.as_ptr(),
+            ViewMdl::Ram(m) => m.mdl.as_ptr(),
         }
     }
 }
 
 // ---------------------------------------------------------------- the views
 
-/// The per-view kernel alias of a read-only view, mapped read-only.
+/// The system-space mapping of a read-only view's MDL, set read-only with
+/// `MmProtectMdlSystemAddress(PAGE_READONLY)`, so that every mapping of a
+/// read-only view is read-only (the contract). Nothing reads through it.
 ///
-/// Why a second MDL. The contract says: the per-mapping MDL's own system
-/// alias is set read-only with `MmProtectMdlSystemAddress`, and the shared BAR
-/// mapping is never protected. The DDI documentation says
-/// `MmProtectMdlSystemAddress` works only on an MDL that has been mapped
-/// (e.g. by `MmMapLockedPagesSpecifyCache`; else `STATUS_NOT_MAPPED_VIEW`),
-/// and that an MDL built by `MmBuildMdlForNonPagedPool` must not get another
-/// system mapping from `MmMapLockedPagesSpecifyCache`: its only system address
-/// is the memory it was built over, here the shared BAR mapping. So the
-/// user-view MDL has no system alias of its own that could be protected, and
-/// protecting "its" address would protect the shared mapping.
+/// Drop: the protection is set back to `PAGE_READWRITE` first, as the memory
+/// manager requires of a mapping before it is freed (WRK `iosup.c`: "the
+/// caller must make this MDL mapping readwrite before finally freeing (or
+/// reusing) it"; unmapping a protected one leaks its entry in the protected
+/// PTE list, whose protection would then be applied to whatever reuses the
+/// addresses), then `MmUnmapLockedPages`.
 ///
-/// A read-only view therefore gets a second MDL for the same pages that may
-/// be mapped: for device memory `MmAllocateMdlForIoSpace` (by physical
-/// address, no access to the device); for the simulated BAR's RAM an MDL
-/// locked with `MmProbeAndLockPages` (probing touches each page, harmless for
-/// RAM, not done to device registers). That MDL gets its own kernel mapping
-/// (`MmMapLockedPagesSpecifyCache(KernelMode)`, not executable), which is
-/// checked to lie outside the shared mapping and then set read-only with
-/// `MmProtectMdlSystemAddress(PAGE_READONLY)`. The user view's own protection
-/// is `MdlMappingNoWrite`. Nothing reads through the alias; it exists so that
-/// every kernel alias of a read-only view is read-only.
-///
-/// Drop: `MmUnmapLockedPages` of the alias, then its MDL (which also drops
-/// the protection: the memory manager forgets it with the mapping).
+/// INVARIANT: `mdl` is the view's [`ViewMdl`], which outlives this mapping
+/// ([`WinView`] drops it after).
 pub(crate) struct ReadOnlyAlias {
     va: NonNull<c_void>,
-    mdl: AliasMdl,
+    mdl: PMDL,
 }
 
 impl ReadOnlyAlias {
-    fn new(bar: &Bar, offset: usize, len: usize) -> Result<Self> {
-        let mdl = match bar {
-            // CAST: offset < 4 GiB, a BAR offset.
-            Bar::Hardware(m) => AliasMdl::Device(IoSpaceMdl::new(m.physical + offset as i64, len)?),
-            Bar::Simulated(s) => AliasMdl::Ram(LockedMdl::probe(s.va.as_ptr().wrapping_add(offset), len)?),
-        };
+    /// IRQL: <= APC_LEVEL.
+    fn new(bar: &Bar, mdl: &ViewMdl, len: usize) -> Result<Self> {
         // CAST: MM_PAGE_PRIORITY values are small non-negative integers.
         let priority = _MM_PAGE_PRIORITY::NormalPagePriority as ULONG | wdk_sys::MdlMappingNoExecute;
-        // SAFETY: a locked / I/O-space MDL without a system mapping yet; kernel mode with BugCheckOnFailure FALSE
-        // returns NULL on failure instead of raising.
+        // SAFETY: a locked / I/O-space MDL without a system mapping yet (its only one); kernel mode with
+        // BugCheckOnFailure FALSE returns NULL on failure instead of raising.
         let va = unsafe {
             MmMapLockedPagesSpecifyCache(
                 mdl.as_ptr(),
@@ -354,52 +352,62 @@ impl ReadOnlyAlias {
             trace!("read-only alias: MmMapLockedPagesSpecifyCache(KernelMode) failed");
             return Err(Status::INSUFFICIENT_RESOURCES);
         };
-        let alias = ReadOnlyAlias { va, mdl };
         // INVARIANT: never protect the shared BAR mapping. A fresh kernel
-        // mapping of a locked MDL is new system PTEs; refuse otherwise.
-        if bar.overlaps(alias.va.as_ptr(), len) {
+        // mapping of these MDLs is new system PTEs; refuse otherwise.
+        if bar.overlaps(va.as_ptr(), len) {
             trace!("read-only alias: the memory manager returned the shared BAR mapping; refusing to protect it");
+            // SAFETY: the mapping just made, never protected; unmapped once.
+            unsafe { MmUnmapLockedPages(va.as_ptr(), mdl.as_ptr()) };
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         // SAFETY: the MDL was just mapped to system space by MmMapLockedPagesSpecifyCache (its MappedSystemVa is
-        // `alias.va`); this changes the protection of those PTEs only.
-        let status = unsafe { MmProtectMdlSystemAddress(alias.mdl.as_ptr(), wdk_sys::PAGE_READONLY) };
+        // `va`); this changes the protection of those PTEs only.
+        let status = unsafe { MmProtectMdlSystemAddress(mdl.as_ptr(), wdk_sys::PAGE_READONLY) };
         if !kernel::nt_success(status) {
             trace!("MmProtectMdlSystemAddress(PAGE_READONLY) failed: {:#x}", status);
+            // SAFETY: as in the refusal above: unprotected, unmapped once.
+            unsafe { MmUnmapLockedPages(va.as_ptr(), mdl.as_ptr()) };
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
-        Ok(alias)
+        Ok(ReadOnlyAlias { va, mdl: mdl.as_ptr() })
     }
 }
 
 impl Drop for ReadOnlyAlias {
     fn drop(&mut self) {
+        // SAFETY: the mapping `new` protected; back to read-write before it
+        // is freed. IRQL <= DISPATCH_LEVEL.
+        let status = unsafe { MmProtectMdlSystemAddress(self.mdl, wdk_sys::PAGE_READWRITE) };
+        if !kernel::nt_success(status) {
+            trace!("MmProtectMdlSystemAddress(PAGE_READWRITE) failed: {:#x}", status);
+        }
         // SAFETY: the kernel mapping made in `new` from this MDL, unmapped
-        // once, before the MDL (field drop after this). IRQL <= DISPATCH_LEVEL.
-        unsafe { MmUnmapLockedPages(self.va.as_ptr(), self.mdl.as_ptr()) };
+        // once, before the MDL is freed (INVARIANT).
+        unsafe { MmUnmapLockedPages(self.va.as_ptr(), self.mdl) };
     }
 }
 
-/// A view of BAR pages in a user process: the MDL it was mapped from, the
-/// process it lives in, and its user address.
+/// A view of BAR pages in a user process: its user address, the MDL it was
+/// mapped from, and the process it lives in.
 ///
 /// Drop: attaches to the owner process if the thread runs elsewhere
 /// (cleanup after `DuplicateHandle`, surprise removal in a system thread),
-/// `MmUnmapLockedPages` there, detaches; then frees the MDL and drops the
-/// process reference (field order).
+/// `MmUnmapLockedPages` there, detaches; then drops the process reference.
+///
+/// INVARIANT: `mdl` is the view's [`ViewMdl`], which outlives this mapping.
 pub(crate) struct UserView {
     va: NonNull<c_void>,
-    mdl: Mdl,
+    mdl: PMDL,
     owner: ProcessRef,
 }
 
 impl UserView {
-    /// Maps `mdl` into the current process (the requester's: the request runs
-    /// synchronously in its thread), read-only (`MdlMappingNoWrite`) unless
-    /// `writable`, never executable.
+    /// Maps `mdl` into the current process (the requester's: the core maps
+    /// only for a request running in its own process), read-only
+    /// (`MdlMappingNoWrite`) unless `writable`, never executable.
     ///
     /// IRQL: <= APC_LEVEL.
-    fn map(mdl: Mdl, cache: MEMORY_CACHING_TYPE, writable: bool) -> Result<Self> {
+    fn map(mdl: &ViewMdl, cache: MEMORY_CACHING_TYPE, writable: bool) -> Result<Self> {
         // CAST: MM_PAGE_PRIORITY values are small non-negative integers.
         let mut priority = _MM_PAGE_PRIORITY::NormalPagePriority as ULONG | wdk_sys::MdlMappingNoExecute;
         if !writable {
@@ -407,15 +415,15 @@ impl UserView {
         }
         let owner = ProcessRef::current();
         let mut user_va: PVOID = ptr::null_mut();
-        // SAFETY: a built MDL over resident BAR pages, mapped into the current process at IRQL <= APC_LEVEL; the shim
-        // catches the exception a failure raises.
+        // SAFETY: a built MDL over BAR pages, mapped into the current process at IRQL <= APC_LEVEL; the shim catches
+        // the exception a failure raises.
         let status = unsafe { mlnx_hca_map_user(mdl.as_ptr(), cache, priority, &raw mut user_va) };
         if !kernel::nt_success(status) {
             trace!("MmMapLockedPagesSpecifyCache(UserMode) failed: {:#x}", status);
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
         let va = NonNull::new(user_va).ok_or(Status::INSUFFICIENT_RESOURCES)?;
-        Ok(UserView { va, mdl, owner })
+        Ok(UserView { va, mdl: mdl.as_ptr(), owner })
     }
 
     fn va(&self) -> u64 {
@@ -429,31 +437,49 @@ impl Drop for UserView {
         let mut apc = KAPC_STATE::default();
         let _attached = Attached::to(&self.owner, &mut apc);
         // Why this is sound:  APC_LEVEL (a user-space mapping). SAFETY: the mapping `map` made from this MDL in the
-        // owner process, whose address space we are in now (attached or already there); unmapped once. INVARIANT: the
-        // owner has not finished exiting (the process-exit notification, which runs before its address space is torn
-        // down, removes its views first).
-        // SAFETY: the invariant stated just above.
-        unsafe { MmUnmapLockedPages(self.va.as_ptr(), self.mdl.as_ptr()) };
+        // owner process, whose address space we are in now (attached or already there); unmapped once, before the
+        // MDL is freed (INVARIANT). INVARIANT: the owner has not finished exiting (the process-exit notification,
+        // which runs before its address space is torn down, removes its views first).
+        // SAFETY: the invariants stated just above.
+        unsafe { MmUnmapLockedPages(self.va.as_ptr(), self.mdl) };
     }
 }
 
-/// One live view as the core keeps it. Drop order: the user mapping first
-/// (in its owner), then the read-only alias.
+/// One live view as the core keeps it. Fields drop in order: the user
+/// mapping (in its owner), the read-only system mapping, then the MDL both
+/// were made from.
 pub(crate) struct WinView {
     _user: UserView,
     _alias: Option<ReadOnlyAlias>,
+    _mdl: ViewMdl,
+    /// `user`'s owner, as counted in the exit filters.
+    owner_pid: u32,
 }
 
 // ---------------------------------------------------------------- the platform
 
-/// The Windows [`Platform`]: BAR 0 of a started device and the views of it.
+/// The Windows [`Platform`]: BAR 0 of a started device, the views of it, and
+/// the busy state that keeps the system awake while the lease is held.
 pub(crate) struct WinPlatform {
     bar: Option<Bar>,
+    awake: Option<SystemAwake>,
+    /// The device's exit filter, in its extension (which outlives this
+    /// platform: the platform is part of the extension's core).
+    owners: NonNull<ViewOwners>,
 }
 
+// SAFETY: `owners` points to atomics in the device extension, shared by
+// design; the rest is owned data moved with the core under the device lock.
+unsafe impl Send for WinPlatform {}
+
 impl WinPlatform {
-    pub(crate) const fn new() -> Self {
-        WinPlatform { bar: None }
+    /// A platform whose views are counted in `owners` (the device's filter)
+    /// and in [`VIEW_OWNERS`](super::VIEW_OWNERS).
+    ///
+    /// # Safety
+    /// `owners` stays valid for as long as the platform lives.
+    pub(crate) const unsafe fn new(owners: NonNull<ViewOwners>) -> Self {
+        WinPlatform { bar: None, awake: None, owners }
     }
 
     /// Start: BAR 0 is mapped.
@@ -465,6 +491,11 @@ impl WinPlatform {
     /// INVARIANT: the caller made the core revoke every view first.
     pub(crate) fn take_bar(&mut self) -> Option<Bar> {
         self.bar.take()
+    }
+
+    fn owners(&self) -> [&ViewOwners; 2] {
+        // SAFETY: valid for the platform's life (`new`'s contract).
+        [unsafe { self.owners.as_ref() }, &super::VIEW_OWNERS]
     }
 }
 
@@ -480,17 +511,11 @@ impl Platform for WinPlatform {
             // The core checked the window against the BAR's size; belt and braces.
             return Err(Status::INVALID_PARAMETER);
         }
-        if let Bar::Simulated(s) = bar {
-            if !s.page_aligned() {
-                trace!("simulated BAR not page aligned (not Windows?): no mappings");
-                return Err(Status::INSUFFICIENT_RESOURCES);
-            }
-        }
         // Kernel-only resources first, the user-visible mapping last: a
         // failure never leaves anything in the caller's address space.
-        let alias = if writable { None } else { Some(ReadOnlyAlias::new(bar, offset, len)?) };
-        let mdl = Mdl::for_nonpaged(bar.system_va().wrapping_add(offset), len)?;
-        let user = UserView::map(mdl, bar.cache_type(), writable)?;
+        let mdl = ViewMdl::new(bar, offset, len, writable)?;
+        let alias = if writable { None } else { Some(ReadOnlyAlias::new(bar, &mdl, len)?) };
+        let user = UserView::map(&mdl, bar.cache_type(), writable)?;
         let va = user.va();
         // The core hands the VA to user mode: it must be a user address.
         // CAST: addresses are 64 bits on x64.
@@ -499,10 +524,29 @@ impl Platform for WinPlatform {
             trace!("user mapping at {:#x} is not below MM_USER_PROBE_ADDRESS: refused", va);
             return Err(Status::INSUFFICIENT_RESOURCES);
         }
-        Ok((WinView { _user: user, _alias: alias }, va))
+        let owner_pid = user.owner.pid();
+        for owners in self.owners() {
+            owners.add(owner_pid);
+        }
+        Ok((WinView { _user: user, _alias: alias, _mdl: mdl, owner_pid }, va))
     }
 
     fn unmap_view(&mut self, view: WinView) {
+        let owner_pid = view.owner_pid;
         drop(view);
+        for owners in self.owners() {
+            owners.remove(owner_pid);
+        }
+    }
+
+    fn keep_system_awake(&mut self, awake: bool) {
+        if awake {
+            self.awake = SystemAwake::register();
+            if self.awake.is_none() {
+                trace!("PoRegisterSystemState failed: the system may sleep during a write");
+            }
+        } else {
+            self.awake = None;
+        }
     }
 }

@@ -24,15 +24,20 @@ use super::device::{self, DeviceExtension};
 use super::kernel::{nt_success, Irp, RemoveLockGuard, FALSE};
 use super::log::trace;
 use super::platform::{Bar, IoSpaceMapping, SimulatedBar, WinPlatform};
+use crate::core::resources::{self, MemoryRange};
 use crate::core::simulated::SIM_BARS;
 use crate::core::{BarSizes, Device};
 use ::core::ptr;
 use ::core::sync::atomic::Ordering;
-use wdk_sys::ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, PoCallDriver, PoStartNextPowerIrp};
+use wdk_sys::ntddk::{
+    KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, PoCallDriver, PoRequestPowerIrp, PoSetPowerState,
+    PoStartNextPowerIrp,
+};
 use wdk_sys::{
-    _EVENT_TYPE, _KWAIT_REASON, _MODE, CM_PARTIAL_RESOURCE_DESCRIPTOR, CM_RESOURCE_LIST, DEVICE_OBJECT, IRP, KEVENT,
-    NTSTATUS, PVOID, STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING,
-    STATUS_SUCCESS,
+    _DEVICE_POWER_STATE, _EVENT_TYPE, _KWAIT_REASON, _MODE, _POWER_STATE_TYPE, _SYSTEM_POWER_STATE,
+    CM_PARTIAL_RESOURCE_DESCRIPTOR, CM_RESOURCE_LIST, DEVICE_OBJECT, IO_STATUS_BLOCK, IRP, KEVENT, NTSTATUS,
+    POWER_STATE, PREQUEST_POWER_COMPLETE, PVOID, STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_MORE_PROCESSING_REQUIRED,
+    STATUS_PENDING, STATUS_SUCCESS, SYSTEM_POWER_STATE,
 };
 
 /// `IRP_MJ_PNP`. IRQL: PASSIVE_LEVEL, in a PnP manager's system thread, one
@@ -147,6 +152,7 @@ fn start(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
             Err(status) => trace!("IoCreateSymbolicLink(mlnx_hca{}) failed: {:#x}", instance, status),
         }
     }
+    super::security::apply_configured(&[ext.pdo, ext.fdo]);
     trace!(
         "START_DEVICE mlnx_hca{}: BAR sizes {:#x} {:#x} {:#x} (simulated {})",
         instance,
@@ -158,43 +164,57 @@ fn start(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
     irp.complete(STATUS_SUCCESS, 0)
 }
 
-/// The translated memory resources, in BAR order (the PCI bus driver lists
-/// them so): BAR 0 is mapped, the sizes of BARs 0-2 reported. A BAR larger
-/// than 4 GiB is reported as 0xFFFFFFFF (BAR 1 and 2 are never mapped; a BAR 0
-/// that large fails the start).
+/// BAR 0 from the start request's memory resources, raw and translated,
+/// cross-checked by the core ([`resources::bar0`]: the same resources in
+/// both lists, BAR 0 shaped as a PCI BAR is); the sizes of BARs 0-2
+/// reported (a BAR larger than 4 GiB as 0xFFFFFFFF; BAR 1 and 2 are never
+/// mapped). A disagreement fails the start with a log line saying which.
 fn hardware_bar(irp: Irp) -> Result<(Bar, BarSizes), NTSTATUS> {
     // SAFETY: IRP_MN_START_DEVICE: `StartDevice` is the live member.
-    let resources = unsafe { irp.stack().Parameters.StartDevice }.AllocatedResourcesTranslated;
-    let mut memory: [(i64, u64); 3] = [(0, 0); 3];
-    let mut found = 0;
-    if !resources.is_null() {
-        // SAFETY: the PnP manager's resource list, valid during the IRP.
-        for_each_descriptor(unsafe { &*resources }, |descriptor| {
-            if found < memory.len() {
-                if let Some(range) = memory_range(descriptor) {
-                    memory[found] = range;
-                    found += 1;
-                }
-            }
-        });
-    }
-    if found == 0 {
-        trace!("START_DEVICE: no memory resource (BAR 0) assigned");
-        return Err(STATUS_DEVICE_CONFIGURATION_ERROR);
-    }
-    let size = |n: usize| u32::try_from(memory[n].1).unwrap_or(u32::MAX);
-    let bars = BarSizes { bar0: size(0), bar1: size(1), bar2: size(2) };
-    let bar0 = usize::try_from(memory[0].1).ok().filter(|&len| u32::try_from(len).is_ok());
-    let Some(len) = bar0 else {
-        return Err(STATUS_DEVICE_CONFIGURATION_ERROR);
+    let start = unsafe { irp.stack().Parameters.StartDevice };
+    let raw = memory_ranges(start.AllocatedResources);
+    let translated = memory_ranges(start.AllocatedResourcesTranslated);
+    let (raw, translated) = (&raw.0[..raw.1], &translated.0[..translated.1]);
+    let bar0 = match resources::bar0(raw, translated) {
+        Ok(bar0) => bar0,
+        Err(why) => {
+            trace!(
+                "START_DEVICE: no usable BAR 0 ({:?}): raw {:x?}, translated {:x?}; the start fails",
+                why,
+                raw,
+                translated
+            );
+            return Err(STATUS_DEVICE_CONFIGURATION_ERROR);
+        }
     };
-    match IoSpaceMapping::new(memory[0].0, len) {
+    let size = |n: usize| translated.get(n).map_or(0, |r| u32::try_from(r.len).unwrap_or(u32::MAX));
+    let bars = BarSizes { bar0: size(0), bar1: size(1), bar2: size(2) };
+    // CAST: the core checked the length fits 32 bits; the start is a physical address below 2^63.
+    match IoSpaceMapping::new(bar0.start as i64, bar0.len as usize) {
         Ok(mapping) => Ok((Bar::Hardware(mapping), bars)),
         Err(status) => {
             trace!("START_DEVICE: mapping BAR 0 failed");
             Err(status.raw())
         }
     }
+}
+
+/// The first memory resources of a resource list, in order (up to 6, the
+/// BARs of a PCI function).
+fn memory_ranges(list: *const CM_RESOURCE_LIST) -> ([MemoryRange; 6], usize) {
+    let mut ranges = [MemoryRange { start: 0, len: 0 }; 6];
+    let mut found = 0;
+    if !list.is_null() {
+        // SAFETY: the PnP manager's resource list, valid during the IRP.
+        for_each_descriptor(unsafe { &*list }, |descriptor| {
+            if let (Some(slot), Some((start, len))) = (ranges.get_mut(found), memory_range(descriptor)) {
+                // CAST: a physical address, never negative.
+                *slot = MemoryRange { start: start as u64, len };
+                found += 1;
+            }
+        });
+    }
+    (ranges, found)
 }
 
 /// Calls `f` for every partial descriptor of every full descriptor. The list
@@ -358,13 +378,29 @@ unsafe fn remove(ext_ptr: *mut DeviceExtension, irp: Irp, hold: RemoveLockGuard<
     status
 }
 
-/// `IRP_MJ_POWER`: passed down (`PoStartNextPowerIrp` + `PoCallDriver`, as on
-/// every Windows version; since Vista the former is a no-op). IRQL:
-/// PASSIVE_LEVEL (DO_POWER_PAGABLE).
+/// `IRP_MJ_POWER`, as the function driver and power policy owner of its
+/// device (the root test device, an HCA in flash-recovery mode):
+///
+/// - system `QUERY_POWER` for a sleeping or hibernating state: refused
+///   (`STATUS_DEVICE_BUSY`) while the write lease is held, so that a firmware
+///   write is not cut in half; otherwise down. (Since Windows Vista sleep is
+///   a critical transition: the power manager may sleep all the same. The
+///   lease also keeps a `PoRegisterSystemState` busy state, see the platform.)
+/// - system `SET_POWER`: down; once the lower drivers are done, the device
+///   power IRP that matches is requested from the PDO (D0 for S0, D3 for any
+///   other state) and the system IRP completes when it has (for S0 at once,
+///   as Microsoft recommends).
+/// - device `SET_POWER`: to D0, down first and `PoSetPowerState` once the
+///   lower drivers are done; to a lower state, `PoSetPowerState` and down.
+/// - anything else: down.
+///
+/// IRQL: PASSIVE_LEVEL (DO_POWER_PAGABLE); the completion routines and the
+/// power callback at <= DISPATCH_LEVEL. An IRP handled asynchronously keeps
+/// its remove-lock hold until it completes.
 pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
-    let _hold = match ext.remove_lock.acquire(irp) {
+    let (ext_ptr, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
+    let hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => {
             // SAFETY: a power IRP of ours.
@@ -372,11 +408,184 @@ pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mu
             return irp.complete(status, 0);
         }
     };
+    let stack = irp.stack();
+    // SAFETY: IRP_MJ_POWER: `Power` is the live member.
+    let power = unsafe { stack.Parameters.Power };
+    match (u32::from(stack.MinorFunction), power.Type) {
+        (wdk_sys::IRP_MN_QUERY_POWER, _POWER_STATE_TYPE::SystemPowerState) => {
+            // SAFETY: a system power IRP: `SystemState` is the live member.
+            let system = unsafe { power.State.SystemState };
+            if is_sleep(system) {
+                if let Err(status) = ext.core.lock().query_system_sleep() {
+                    trace!("QUERY_POWER S{}: refused, a firmware write may be under way", system - 1);
+                    // SAFETY: a power IRP of ours, completed here.
+                    unsafe { PoStartNextPowerIrp(irp.raw()) };
+                    return irp.complete(status.raw(), 0);
+                }
+            }
+            pass_power_down(ext, irp)
+        }
+        (wdk_sys::IRP_MN_SET_POWER, _POWER_STATE_TYPE::SystemPowerState) => {
+            irp.mark_pending();
+            hold.keep();
+            let _ = irp.call_with_completion(ext.lower, Some(on_system_power_set), ext_ptr.cast());
+            STATUS_PENDING
+        }
+        (wdk_sys::IRP_MN_SET_POWER, _POWER_STATE_TYPE::DevicePowerState) => {
+            // SAFETY: a device power IRP: `DeviceState` is the live member.
+            let state = unsafe { power.State.DeviceState };
+            if state == _DEVICE_POWER_STATE::PowerDeviceD0 {
+                irp.mark_pending();
+                hold.keep();
+                let _ = irp.call_with_completion(ext.lower, Some(on_device_powered_up), ext_ptr.cast());
+                return STATUS_PENDING;
+            }
+            // SAFETY: our FDO's new state, recorded before it takes effect below.
+            let _ = unsafe {
+                PoSetPowerState(ext.fdo, _POWER_STATE_TYPE::DevicePowerState, POWER_STATE { DeviceState: state })
+            };
+            pass_power_down(ext, irp)
+        }
+        _ => pass_power_down(ext, irp),
+    }
+}
+
+/// S1-S4: the system sleeps or hibernates (not S0, not shutdown).
+fn is_sleep(state: SYSTEM_POWER_STATE) -> bool {
+    (_SYSTEM_POWER_STATE::PowerSystemSleeping1..=_SYSTEM_POWER_STATE::PowerSystemHibernate).contains(&state)
+}
+
+/// Passes a power IRP down untouched (`PoStartNextPowerIrp` first, as
+/// before Vista; a no-op since).
+fn pass_power_down(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
     // SAFETY: a power IRP of ours, about to go down.
     unsafe { PoStartNextPowerIrp(irp.raw()) };
     irp.skip();
     // SAFETY: passes the IRP to the device we attached to (see Irp::call).
     unsafe { PoCallDriver(ext.lower, irp.raw()) }
+}
+
+/// The extension of the device whose stack location is current in `irp`
+/// (in our completion routines, and in the power callback for a system IRP
+/// held there, the current location is ours).
+///
+/// # Safety
+/// `irp` is an IRP of one of our devices, at our stack location.
+unsafe fn extension_of(irp: Irp) -> *mut DeviceExtension {
+    // SAFETY: (caller) our FDO, alive while its IRP is.
+    unsafe { DeviceExtension::from_fdo(irp.stack().DeviceObject) }
+}
+
+/// A system `SET_POWER` came back up the stack: ask for the device power
+/// IRP that matches (the system IRP completes in [`on_device_power_set`]).
+unsafe extern "C" fn on_system_power_set(_fdo: *mut DEVICE_OBJECT, raw: *mut IRP, context: PVOID) -> NTSTATUS {
+    // SAFETY: the IRP dispatch_power passed down, back at our location.
+    let irp = unsafe { Irp::from_raw(raw) };
+    // SAFETY: the extension dispatch_power passed as the context; alive while
+    // the IRP holds its remove lock.
+    let ext = unsafe { &*context.cast::<DeviceExtension>() };
+    // SAFETY: IRP_MJ_POWER: `Power` is the live member.
+    let power = unsafe { irp.stack().Parameters.Power };
+    // SAFETY: a system power IRP: `SystemState` is the live member.
+    let system = unsafe { power.State.SystemState };
+    if !nt_success(irp.status()) {
+        return finish_system_irp(ext, irp, None);
+    }
+    let working = system == _SYSTEM_POWER_STATE::PowerSystemWorking;
+    let device = if working { _DEVICE_POWER_STATE::PowerDeviceD0 } else { _DEVICE_POWER_STATE::PowerDeviceD3 };
+    let (callback, callback_context): (PREQUEST_POWER_COMPLETE, PVOID) = if working {
+        (Some(on_device_power_ignored), ptr::null_mut())
+    } else {
+        (Some(on_device_power_set), raw.cast())
+    };
+    // SAFETY: a device power IRP for our PDO's stack; IRQL <= DISPATCH_LEVEL.
+    let status = unsafe {
+        PoRequestPowerIrp(
+            ext.pdo,
+            // CAST: a minor function code.
+            wdk_sys::IRP_MN_SET_POWER as u8,
+            POWER_STATE { DeviceState: device },
+            callback,
+            callback_context,
+            ptr::null_mut(),
+        )
+    };
+    if working || !nt_success(status) {
+        // Back to work: the system IRP completes now, the device's follows.
+        return finish_system_irp(ext, irp, (!nt_success(status) && !working).then_some(status));
+    }
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// Ends our part in a system power IRP from its completion routine: the next
+/// power IRP may come, and the remove-lock hold goes; the IRP completes (with
+/// `failed` as its status if given).
+fn finish_system_irp(ext: &DeviceExtension, irp: Irp, failed: Option<NTSTATUS>) -> NTSTATUS {
+    if let Some(status) = failed {
+        irp.set_status(status, 0);
+    }
+    // SAFETY: our power IRP, on its way up.
+    unsafe { PoStartNextPowerIrp(irp.raw()) };
+    // SAFETY: the hold dispatch_power kept for this IRP, released once.
+    unsafe { ext.remove_lock.release(irp.raw()) };
+    STATUS_SUCCESS // STATUS_CONTINUE_COMPLETION
+}
+
+/// The device power IRP that matches a system sleep is done: the system IRP
+/// (held by [`on_system_power_set`]) completes with its status.
+unsafe extern "C" fn on_device_power_set(
+    _pdo: *mut DEVICE_OBJECT,
+    _minor: u8,
+    _state: POWER_STATE,
+    context: PVOID,
+    io_status: *mut IO_STATUS_BLOCK,
+) {
+    // SAFETY: the system IRP on_system_power_set kept, at our location.
+    let irp = unsafe { Irp::from_raw(context.cast()) };
+    // SAFETY: the power manager's status block for the device IRP.
+    let block = unsafe { &*io_status };
+    // SAFETY: `Status` is the member the power manager wrote.
+    let status = unsafe { block.__bindgen_anon_1.Status };
+    // SAFETY: an IRP of our device, at our location.
+    let ext_ptr = unsafe { extension_of(irp) };
+    // SAFETY: the extension of a live device (the IRP holds its remove lock).
+    let ext = unsafe { &*ext_ptr };
+    irp.set_status(status, 0);
+    // SAFETY: the system IRP, about to complete.
+    unsafe { PoStartNextPowerIrp(irp.raw()) };
+    let raw = irp.raw();
+    let _ = irp.complete(status, 0);
+    // SAFETY: the hold dispatch_power kept for this IRP (its address is the
+    // tag), released once.
+    unsafe { ext.remove_lock.release(raw) };
+}
+
+/// The device power IRP requested on resume: nothing waits for it.
+unsafe extern "C" fn on_device_power_ignored(
+    _pdo: *mut DEVICE_OBJECT,
+    _minor: u8,
+    _state: POWER_STATE,
+    _context: PVOID,
+    _io_status: *mut IO_STATUS_BLOCK,
+) {
+}
+
+/// A device `SET_POWER` to D0 came back up: the device is on again.
+unsafe extern "C" fn on_device_powered_up(fdo: *mut DEVICE_OBJECT, raw: *mut IRP, context: PVOID) -> NTSTATUS {
+    // SAFETY: the IRP dispatch_power passed down, back at our location.
+    let irp = unsafe { Irp::from_raw(raw) };
+    // SAFETY: the extension dispatch_power passed as the context.
+    let ext = unsafe { &*context.cast::<DeviceExtension>() };
+    if nt_success(irp.status()) {
+        let d0 = POWER_STATE { DeviceState: _DEVICE_POWER_STATE::PowerDeviceD0 };
+        // SAFETY: our FDO is in D0 now.
+        let _ = unsafe { PoSetPowerState(fdo, _POWER_STATE_TYPE::DevicePowerState, d0) };
+    }
+    // SAFETY: our power IRP, on its way up.
+    unsafe { PoStartNextPowerIrp(raw) };
+    // SAFETY: the hold dispatch_power kept for this IRP, released once.
+    unsafe { ext.remove_lock.release(raw) };
+    STATUS_SUCCESS // STATUS_CONTINUE_COMPLETION
 }
 
 /// `IRP_MJ_SYSTEM_CONTROL` (WMI): not a WMI provider, so passed down.

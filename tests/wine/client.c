@@ -110,6 +110,18 @@ int main(int argc, char **argv) {
         ExitProcess(failed);
     }
 
+    /* The device has no namespace: a name after the device's is refused
+     * (the driver answers STATUS_INVALID_PARAMETER; Wine's server refuses it
+     * before the driver sees it, with STATUS_OBJECT_NAME_NOT_FOUND). */
+    char suffixed[MAX_PATH];
+    snprintf(suffixed, sizeof suffixed, "%s\\anything", path);
+    HANDLE named = open_device(suffixed, GENERIC_READ);
+    DWORD named_error = GetLastError();
+    check(named == INVALID_HANDLE_VALUE && (named_error == ERROR_INVALID_PARAMETER || named_error == ERROR_FILE_NOT_FOUND),
+          "an open of a name under the device is refused");
+    if (named != INVALID_HANDLE_VALUE)
+        CloseHandle(named);
+
     /* The query block of the root test device. */
     FW_QUERY_CRSPACE_OUT q;
     check(query(ro, &q), "query succeeds with exactly 24 bytes");

@@ -49,6 +49,13 @@ $CC "${CFLAGS[@]}" -o "$BIN/install.exe" "$HERE/install.c" -lsetupapi -lnewdev
 $CC "${CFLAGS[@]}" -o "$BIN/uninstall.exe" "$HERE/uninstall.c" -lsetupapi
 # The client sees nothing of the driver but the public header.
 $CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c" -lntdll
+$CC "${CFLAGS[@]}" -o "$BIN/sddl.exe" "$HERE/sddl.c" -ladvapi32
+
+# An administrator grants read access to two groups (Users, Performance Log
+# Users) in the registry value the driver reads at start; Wine's own SDDL
+# conversion of the descriptor the driver should apply is the reference.
+GRANT='S-1-5-32-545;S-1-5-32-559'
+SDDL='D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;S-1-5-32-545)(A;;FR;;;S-1-5-32-559)'
 
 echo "wine: new prefix"
 t=$SECONDS
@@ -65,6 +72,10 @@ cp "$INF" "$D/mlnx_hca.inf"
 printf '%s\r\n' \
   '@echo off' \
   'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim' \
+  "reg add HKLM\\System\\CurrentControlSet\\Services\\mlnx_hca\\Parameters /v ReadAccess /t REG_SZ /d \"$GRANT\" /f" \
+  'if errorlevel 1 exit /b 10' \
+  "C:\\mlnx_hca\\sddl.exe \"$SDDL\" > C:\\mlnx_hca\\sddl.txt" \
+  'if errorlevel 1 exit /b 15' \
   'C:\mlnx_hca\install.exe C:\mlnx_hca\mlnx_hca.inf root\mlnx_hca_sim' \
   'if errorlevel 1 exit /b 11' \
   'C:\mlnx_hca\client.exe' \
@@ -111,6 +122,20 @@ fi
 for c in $contexts; do
   expect "context $c of the vanished client $gone freed at close" "CLOSE: context $c freed"
 done
+# The MDL path runs as far as Wine's memory manager goes (it maps nothing):
+# the BAR is page aligned on every host now.
+expect "a read-only map built its MDL and reached the system mapping" 'MmMapLockedPagesSpecifyCache\(KernelMode\) failed'
+expect "a read-write map built its MDL and reached the user mapping" 'MmMapLockedPagesSpecifyCache\(UserMode\) failed'
+# The administrator's read grant: the registry value read at start, turned
+# into the descriptor Windows' own conversion makes of the same SDDL.
+expect "the read grant was applied at start" "security: $(printf '%s' "$SDDL" | sed 's/[()]/\\&/g') applied"
+want=$(tr -d '\r\n' < "$D/sddl.txt")
+got=$(sed -n 's/^.*security: descriptor\[[0-9]*\]: \([0-9a-f]*\).*$/\1/p' "$DRV" | tr -d '\n')
+if [ -n "$want" ] && [ "$got" = "$want" ]; then
+  echo "ok   driver log: its descriptor is byte for byte Windows' conversion of $SDDL"
+else
+  echo "FAIL the driver's descriptor ($got) is not Windows' conversion ($want)"; fails=$((fails + 1))
+fi
 expect "uninstall reached REMOVE_DEVICE" 'REMOVE_DEVICE'
 expect "the driver unloaded" '[Uu]nload'
 expect "no outstanding allocation at unload" 'outstanding allocations: 0'

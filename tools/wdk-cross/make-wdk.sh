@@ -239,7 +239,7 @@ llvm-ar rcs "$LIB/BufferOverflowFastFailK.lib"
 # 1. Every routine the driver uses is declared (macros and inline helpers are
 #    fine too), compiled the way bindgen parses the headers.
 # 2. Every routine the driver imports is exported by the import libraries.
-DECLARED="IoAllocateMdl IoFreeMdl MmBuildMdlForNonPagedPool MmMapLockedPagesSpecifyCache
+DECLARED="IoAllocateMdl IoFreeMdl MmMapLockedPagesSpecifyCache
 MmUnmapLockedPages MmProtectMdlSystemAddress MmMapIoSpaceEx MmMapIoSpace MmUnmapIoSpace
 ExAllocatePool2 ExAllocatePoolWithTag ExFreePoolWithTag ExFreePool KeStackAttachProcess
 KeUnstackDetachProcess PsSetCreateProcessNotifyRoutineEx PsGetCurrentProcessId
@@ -256,7 +256,9 @@ KeWaitForSingleObject KeSetEvent IoSetCompletionRoutineEx IoSetCompletionRoutine
 IoGetCurrentIrpStackLocation IoGetNextIrpStackLocation IoCopyCurrentIrpStackLocationToNext
 IoSkipCurrentIrpStackLocation DbgPrint DbgPrintEx PoStartNextPowerIrp PoCallDriver
 RtlInitUnicodeString KeBugCheckEx __C_specific_handler MmAllocateMdlForIoSpace
-MmProbeAndLockPages MmUnlockPages IoGetDeviceProperty RtlFreeUnicodeString"
+MmProbeAndLockPages MmUnlockPages IoGetDeviceProperty RtlFreeUnicodeString IoGetRequestorProcess
+PsGetProcessId PoRegisterSystemState PoUnregisterSystemState PoRequestPowerIrp PoSetPowerState
+ObOpenObjectByPointer ZwSetSecurityObject ZwOpenKey ZwQueryValueKey ZwClose"
 # Inline in the WDK (FORCEINLINE / macros): never imported.
 INLINE="PsGetCurrentProcess ExInitializeFastMutex IoSetCompletionRoutine
 IoGetCurrentIrpStackLocation IoGetNextIrpStackLocation IoCopyCurrentIrpStackLocationToNext
