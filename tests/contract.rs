@@ -1,4 +1,4 @@
-//! The contract (`../shared/CONTRACT.md`), rule by rule, through
+//! The contract (`CONTRACT.md`), rule by rule, through
 //! `SimHandle::ioctl` on the simulated HCA: each test asserts the status a
 //! tool gets and the effect it can see (bytes through the view, a fault, the
 //! lease, views left).

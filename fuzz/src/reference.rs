@@ -1,4 +1,4 @@
-//! The reference model: the contract (`shared/CONTRACT.md`) as plain data,
+//! The reference model: the contract (`CONTRACT.md`) as plain data,
 //! written from the contract's text and not from the core. It predicts the
 //! status and the bytes of every request, which views live, each handle's
 //! mapping count, the contexts and the lease holder; [`crate::harness`]

@@ -5,7 +5,9 @@
 //! The default build allocates through `wdk_alloc::WdkAllocator`
 //! (`ExAllocatePool2`, nonpaged, Windows 10 2004+). The `legacy-pool` build
 //! uses `ExAllocatePoolWithTag(NonPagedPoolNx)` instead, so that its image
-//! does not import `ExAllocatePool2` and loads on earlier Windows and under
+//! does not import `ExAllocatePool2` and loads on Windows 8 to 10 1909 (the
+//! driver needs Windows 8 either way: `MmAllocateMdlForIoSpace`,
+//! `NonPagedPoolNx`, the `MdlMapping*` flags) and under
 //! Wine 8 (which lacks that export).
 
 use ::core::alloc::{GlobalAlloc, Layout};

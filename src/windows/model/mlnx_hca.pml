@@ -18,8 +18,10 @@
  *   Closer(P2, D)       another thread of P2: CloseHandle(D), at any time
  *   ProcessExit(P1/P2)  the process ends (ExitProcess, or TerminateProcess
  *                       from elsewhere) at any time: its threads die, the
- *                       process-exit notification runs, its handle table is
- *                       run down, its address space goes
+ *                       process-exit notification runs (past the lock-free
+ *                       filters if it owns no view), its handle table is run
+ *                       down (or, killed, closed early in the killer's
+ *                       thread), its address space goes
  *   PnpManager          per scenario: QUERY_REMOVE (then REMOVE_DEVICE or
  *                       CANCEL_REMOVE) or SURPRISE_REMOVAL (then
  *                       REMOVE_DEVICE once no handle is open) at any time;
@@ -136,6 +138,14 @@ byte inflight[NPROC];          /* its threads inside the kernel (a thread dies o
                                   when it leaves the kernel) */
 bool gone[NPROC];              /* PspExitProcess ran (the process-exit notification) */
 bool as_alive[NPROC];          /* its user address space exists */
+
+/* core::ViewOwners, counted by WinPlatform under the device lock and read by
+   process_notify without any lock: VIEW_OWNERS (the driver's) and
+   DeviceExtension::owners (the device's). One bucket per process here: the
+   hash buckets of the code only add false positives, which take the slow
+   path. */
+byte vo_all[NPROC];
+byte vo_dev[NPROC];
 
 #ifdef LIVENESS
 /* every run ends, with everything released and checked (init sets it
@@ -283,6 +293,7 @@ inline WinPlatform_map_view(v, writable) {
      v_rw[v] = writable;
      v_mapped[v] = true;
      proc_refs[cur]++;
+     vo_all[cur]++; vo_dev[cur]++;                /* owners.add(owner_pid), both filters */
      st = SUCCESS
   fi
 }
@@ -314,7 +325,16 @@ inline WinPlatform_unmap_view(v) {
   v_mapped[v] = false;
   att = NONE;                                     /* KeUnstackDetachProcess */
   assert(proc_refs[v_owner[v]] > 0);
-  proc_refs[v_owner[v]]--                        /* ProcessRef::drop */
+  proc_refs[v_owner[v]]--;                       /* ProcessRef::drop */
+#ifndef SEED_FILTER_COUNTS_UNMAPPER
+  assert(vo_all[v_owner[v]] > 0 && vo_dev[v_owner[v]] > 0);
+  vo_all[v_owner[v]]--; vo_dev[v_owner[v]]--     /* owners.remove(view.owner_pid) */
+#else
+  /* SEED: the filters are told the process that unmaps (PsGetCurrentProcessId
+     of a cleanup elsewhere, of the PnP manager) instead of the view's owner;
+     the counts wrap as the atomics would */
+  vo_all[cur]--; vo_dev[cur]--
+#endif
 }
 
 /* ------------------------------------------------------------ Device (src/core/device.rs) */
@@ -787,19 +807,37 @@ proctype Closer(byte cur; byte h)
 
 /* PspExitProcess(TRUE) -> process_notify (src/windows/mod.rs), the
    PsSetCreateProcessNotifyRoutineEx callback, in the exiting process's last
-   thread: DEVICES.lock(), then each linked device's lock and
-   Device::process_exited(pid). */
+   thread: a process no filter counts passes without any lock (VIEW_OWNERS);
+   otherwise DEVICES.lock(), then, for each linked device whose own filter
+   counts it, its lock and Device::process_exited(pid). A process that owns
+   a view is never passed over: MmCleanProcessAddressSpace (ProcessExit)
+   asserts that none of its views outlives it. */
 inline PspExitProcess() {
 #ifndef SEED_NO_PROCESS_NOTIFY
-  atomic { !devices_locked -> devices_locked = true }
   if
-  :: d_step {                                                    /* devices.for_each */
-       dev_linked && !core_locked ->
-       ExAcquireFastMutex(); assert(dev_alive); Device_process_exited(cur); ExReleaseFastMutex();
-       devices_locked = false;
-       gone[cur] = true; assert(lease_pid != cur)               /* the lease never stays with it */
+  :: d_step {
+       vo_all[cur] == 0 ->                                       /* !VIEW_OWNERS.may_own(pid) */
+#ifdef REACH_EXIT_FAST_PATH
+       assert(!(as_alive[P1] && as_alive[P2]));  /* witness: a process ends past the filter while the other runs */
+#endif
+       gone[cur] = true; assert(lease_pid != cur)
      }
-  :: d_step { !dev_linked -> devices_locked = false; gone[cur] = true; assert(lease_pid != cur) }
+  :: else ->
+     atomic { !devices_locked -> devices_locked = true }
+     if
+     :: d_step {                                                 /* devices.for_each: !ext.owners.may_own */
+          dev_linked && vo_dev[cur] == 0 ->
+          devices_locked = false;
+          gone[cur] = true; assert(lease_pid != cur)
+        }
+     :: d_step {
+          dev_linked && vo_dev[cur] != 0 && !core_locked ->
+          ExAcquireFastMutex(); assert(dev_alive); Device_process_exited(cur); ExReleaseFastMutex();
+          devices_locked = false;
+          gone[cur] = true; assert(lease_pid != cur)            /* the lease never stays with it */
+        }
+     :: d_step { !dev_linked -> devices_locked = false; gone[cur] = true; assert(lease_pid != cur) }
+     fi
   fi
 #else
   gone[cur] = true      /* SEED: the notification never reaches the driver */
@@ -824,11 +862,14 @@ inline ObKillProcess() {
 /* The end of process `cur` (ExitProcess, or TerminateProcess from
    elsewhere), at any time, in the order of PspExitThread for the last
    thread (WRK): PspExitProcess (the process-notify routines), ObKillProcess
-   (the handle table), MmCleanProcessAddressSpace. With EXIT_ORDER_EITHER the
-   handle table may also go before the notification. */
+   (the handle table, in its own context), MmCleanProcessAddressSpace. With
+   EXIT_ORDER_EITHER it may also be killed by another process whose thread
+   closes its handles early (ObClearProcessHandleTable, attached: cleanup
+   runs in the killer's context, so unmaps attach to the owner), before the
+   notification. */
 proctype ProcessExit(byte cur; byte ha; byte hb)
 {
-  byte f, st;
+  byte f, st, self;
   bool ok, irp_done, last;
 
   exiting[cur] = true;
@@ -841,7 +882,10 @@ proctype ProcessExit(byte cur; byte ha; byte hb)
 #else
   if
   :: PspExitProcess(); ObKillProcess()
-  :: ObKillProcess(); PspExitProcess()
+  :: self = cur; cur = SYSTEM;          /* the killer's thread (any other process) */
+     ObKillProcess();
+     cur = self;
+     PspExitProcess()
   fi;
 #endif
   /* MmCleanProcessAddressSpace: no view may outlive it */
@@ -945,19 +989,11 @@ inline pnp_remove_device() {
   /* down; then device::destroy: DEVICES.lock(), unlink; IoDetachDevice;
      drop_in_place(ext) (the core, with any context a late CLOSE could not
      free); IoDeleteDevice */
-#ifndef SEED_DESTROY_UNDER_CORE_LOCK
   d_step {
     !devices_locked ->
     IoCallDriver();
     dev_linked = false
   }
-#else
-  /* SEED: unlinked while holding the device lock: the lock order against
-     process_notify (DEVICES, then the device lock) inverted */
-  d_step { !core_locked -> IoCallDriver(); ExAcquireFastMutex() }
-  atomic { !devices_locked -> devices_locked = true }
-  d_step { dev_linked = false; devices_locked = false; core_locked = false }
-#endif
   d_step {
     assert(!core_locked && !dev_linked && live_views == 0 && !bar_in_platform);
     dev_alive = false;

@@ -44,8 +44,8 @@ SEEDS=(
   "no-remove-lock-wait|safety|-DSEED_NO_REMOVE_LOCK_WAIT -DPNP=2"
   "wait-under-core-lock|safety|-DSEED_WAIT_UNDER_CORE_LOCK -DPNP=2"
   "wait-under-core-lock-liveness|liveness|-DSEED_WAIT_UNDER_CORE_LOCK -DPNP=2 -DN1=1 -DN2=1"
-  "destroy-under-core-lock|safety|-DSEED_DESTROY_UNDER_CORE_LOCK -DPNP=2"
   "complete-twice|safety|-DSEED_COMPLETE_TWICE -DPNP=1"
+  "filter-counts-unmapper|safety|-DSEED_FILTER_COUNTS_UNMAPPER -DPNP=0"
   "reach-lease-handoff|safety|-DREACH_LEASE_HANDOFF -DPNP=0 -DN1=1 -DN2=1"
   "reach-attach-from-other-process|safety|-DREACH_ATTACH_FROM_OTHER_PROCESS -DPNP=0"
   "reach-exit-with-duplicate-open|safety|-DREACH_EXIT_WITH_DUPLICATE_OPEN -DPNP=0"
@@ -55,6 +55,7 @@ SEEDS=(
   "reach-remove-waits-after-surprise|safety|-DREACH_REMOVE_WAITS -DPNP=2"
   "reach-request-after-remove|safety|-DREACH_REQUEST_AFTER_REMOVE -DPNP=2"
   "reach-late-close|safety|-DREACH_LATE_CLOSE -DPNP=2"
+  "reach-exit-fast-path|safety|-DREACH_EXIT_FAST_PATH -DPNP=0"
 )
 
 need_tools() {
