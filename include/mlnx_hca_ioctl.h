@@ -72,16 +72,24 @@ typedef struct FW_QUERY_CRSPACE_OUT {
 } FW_QUERY_CRSPACE_OUT;
 
 /*
- * Opening a device. Every HCA the driver serves (and the root-enumerated
- * simulated HCA, hardware id root\mlnx_hca_sim) is reachable two ways:
- *   - its device interface, class MLNX_HCA_INTERFACE_GUID
- *     {e53efdaf-9526-4702-9128-dc0e4be17d30}: enumerate it with
- *     SetupDiGetClassDevs(&guid, NULL, NULL, DIGCF_PRESENT | DIGCF_DEVICEINTERFACE)
- *     and open the DevicePath SetupDiGetDeviceInterfaceDetail returns;
- *   - the name \\.\mlnx_hca<N> (MLNX_HCA_DOS_NAME_PREFIX followed by a decimal
- *     N), N = 0, 1, ...: the lowest number free when the device was added.
- * Open with GENERIC_READ for FW_MAP_CRSPACE_RO/UNMAP/QUERY; add GENERIC_WRITE
- * (granted to SYSTEM and Administrators only) for FW_MAP_CRSPACE_RW.
+ * Opening a device. Tools open the driver's control device of an HCA, named
+ * \\.\mlnx_hca<N> (MLNX_HCA_DOS_NAME_PREFIX followed by a decimal N), N = 0,
+ * 1, ...: the lowest number free when the HCA (or the root-enumerated
+ * simulated HCA, hardware id root\mlnx_hca_sim) first started. The same
+ * object serves whether the driver is the HCA's function driver or a lower
+ * filter below the HCA's own driver (WinOF).
+ * To find the HCAs: enumerate the device interface class
+ * MLNX_HCA_INTERFACE_GUID {e53efdaf-9526-4702-9128-dc0e4be17d30} with
+ * SetupDiGetClassDevs(&guid, NULL, NULL, DIGCF_PRESENT | DIGCF_DEVICEINTERFACE)
+ * and read, for each, the value MLNX_HCA_CONTROL_DEVICE_VALUE (REG_SZ, e.g.
+ * "\\.\mlnx_hca0") of its hardware key (SetupDiOpenDevRegKey(...,
+ * DICS_FLAG_GLOBAL, 0, DIREG_DEV, KEY_READ)). Do not open the interface's
+ * DevicePath: it leads to the HCA's own stack, which serves no tool (the
+ * function driver refuses it; as a filter, the HCA's own driver answers it).
+ * Only SYSTEM and Administrators may open the device, unless an
+ * administrator granted a group read access (README). Open with
+ * GENERIC_READ for FW_MAP_CRSPACE_RO/UNMAP/QUERY; add GENERIC_WRITE (SYSTEM
+ * and Administrators only, whatever is granted) for FW_MAP_CRSPACE_RW.
  */
 #define MLNX_HCA_INTERFACE_GUID_INIT \
     { 0xe53efdaf, 0x9526, 0x4702, { 0x91, 0x28, 0xdc, 0x0e, 0x4b, 0xe1, 0x7d, 0x30 } }
@@ -90,6 +98,8 @@ DEFINE_GUID(MLNX_HCA_INTERFACE_GUID,
             0xe53efdaf, 0x9526, 0x4702, 0x91, 0x28, 0xdc, 0x0e, 0x4b, 0xe1, 0x7d, 0x30);
 #endif
 #define MLNX_HCA_DOS_NAME_PREFIX   "\\\\.\\mlnx_hca"
+#define MLNX_HCA_CONTROL_DEVICE_VALUE   "MlnxHcaControlDevice"
+#define MLNX_HCA_CONTROL_DEVICE_VALUE_W L"MlnxHcaControlDevice"
 #define MLNX_HCA_DOS_NAME_PREFIX_W L"\\\\.\\mlnx_hca"
 
 /*

@@ -1,11 +1,14 @@
 //! `mlnx_hca.inx`, the INF source, read as Windows setup reads it: UTF-16 LE
 //! with a BOM, sections and `key = value, value` lines, `;` comments,
 //! `%string%` substitution. Checks what installing the driver depends on:
-//! the version stamp fields, the models (the root test device and Mellanox
-//! HCA ids), the service, the files, and the device's security: an SDDL that
-//! lets only SYSTEM and Administrators write, and FILE_DEVICE_SECURE_OPEN.
-//! Also: the device-interface GUID is the same in the C header and the driver.
+//! the version stamp fields, the models (the root test device and the
+//! flash-recovery HCA ids, each given the function role by the core; no
+//! operational HCA, nothing newer than ConnectX-3), the service, the files,
+//! and the device's security: an SDDL for SYSTEM and Administrators only,
+//! and FILE_DEVICE_SECURE_OPEN. Also: the device-interface GUID is the same
+//! in the C header and the driver.
 
+use mlnx_hca::core::hca::{hca, pci_ids, CrSpace, Role, HCAS, MELLANOX};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -215,32 +218,73 @@ fn models(inf: &Inf) -> Vec<(String, String)> {
     out
 }
 
+/// The INF binds the driver as the function driver only where no other
+/// driver does: the root test device and CR-space HCAs in flash recovery.
+/// Every id it binds, the core gives the function role; no operational HCA
+/// (WinOF's) and nothing whose BAR 0 is not CR space (ConnectX-4 and later)
+/// is bound.
 #[test]
-fn models_list_the_root_test_device_and_mellanox_hcas() {
+fn models_bind_only_the_test_device_and_flash_recovery_hcas() {
     let inf = inx();
     let models = models(&inf);
     assert!(models.iter().any(|(_, id)| id == r"ROOT\MLNX_HCA_SIM"), "root\\mlnx_hca_sim is listed");
-    let pci: Vec<&str> = models.iter().map(|(_, id)| id.as_str()).filter(|id| id.starts_with(r"PCI\")).collect();
-    assert!(!pci.is_empty(), "PCI ids are listed");
-    // InfiniBand-capable HCAs (pci.ids; Linux mthca/mlx4/mlx5 tables).
-    let known: &[&str] = &[
-        "5A44", "6278", "6282", "6274", "6340", "634A", "6354", "6732", "673C", "6746", "1003", "1007", "1011", "1013",
-        "1017", "1019", "101B", "1021",
-    ];
-    // Ethernet-only ConnectX parts: binding them would take a NIC from its driver.
-    let ethernet_only: &[&str] = &["6368", "6372", "6750", "675A", "6764", "676E", "1015", "101D", "101F"];
-    for id in &pci {
-        let dev = id.strip_prefix(r"PCI\VEN_15B3&DEV_").unwrap_or_else(|| panic!("{id}: not a Mellanox (VEN_15B3) id"));
-        assert!(known.contains(&dev), "{id}: not a known Mellanox InfiniBand HCA");
-        assert!(!ethernet_only.contains(&dev), "{id}: an Ethernet-only device");
+    let mut recovery_bound = Vec::new();
+    for (_, id) in &models {
+        let role = Role::for_device([id.as_str()]);
+        assert!(role.is_function(), "{id}: bound, so it must be the function driver's, not {role:?}");
+        if let Some((vendor, device)) = pci_ids(id) {
+            assert_eq!(vendor, MELLANOX, "{id}: not a Mellanox id");
+            let hca = hca(device).unwrap_or_else(|| panic!("{id}: not an HCA the driver knows"));
+            assert!(hca.recovery, "{id} ({}): an operational HCA runs its own driver", hca.name);
+            assert_eq!(hca.cr_space, CrSpace::Bar0, "{id} ({}): BAR 0 is not CR space", hca.name);
+            recovery_bound.push(device);
+        }
     }
-    for dev in ["5A44", "6278", "6282", "6274", "6340", "1003"] {
-        assert!(pci.contains(&format!(r"PCI\VEN_15B3&DEV_{dev}").as_str()), "DEV_{dev} (InfiniHost/ConnectX) listed");
+    // Every CR-space flash-recovery id the driver knows is bound.
+    for known in HCAS.iter().filter(|h| h.recovery && h.cr_space == CrSpace::Bar0) {
+        assert!(recovery_bound.contains(&known.device_id), "{} ({:#06x}) is not bound", known.name, known.device_id);
     }
     // Every model's install section exists (setup picks the .NT decoration).
     for (install, id) in &models {
         assert!(inf.sections.contains_key(&format!("{install}.nt").to_ascii_lowercase()), "{id}: no [{install}.NT]");
     }
+}
+
+/// What the INF does not bind, whatever its form (`PCI\VEN_15B3&DEV_1013`
+/// with or without SUBSYS/REV): no operational HCA, no ConnectX-4 or later.
+#[test]
+fn no_operational_hca_and_no_connectx4_or_later_is_bound() {
+    let inf = inx();
+    let bound: Vec<String> = models(&inf).into_iter().map(|(_, id)| id).collect();
+    for h in HCAS.iter().filter(|h| !h.recovery || h.cr_space == CrSpace::Gateway) {
+        let id = format!(r"PCI\VEN_15B3&DEV_{:04X}", h.device_id);
+        assert!(!bound.iter().any(|b| b.starts_with(&id)), "{} ({id}) is bound", h.name);
+    }
+}
+
+/// The filter install: the file and the service for mlnx_hca_filter.exe,
+/// which names these sections; no model reaches them, they carry no device
+/// settings (the HCA keeps its own security and driver), and the service is
+/// the function install's, without SPSVCINST_ASSOCSERVICE.
+#[test]
+fn the_filter_install_adds_file_and_service_and_binds_nothing() {
+    let inf = inx();
+    let tool = std::fs::read_to_string(root().join("tools/filter/mlnx_hca_filter.c")).expect("the filter installer");
+    assert!(tool.contains(r#"#define FILTER_SECTION L"MlnxHca_Filter.NT""#), "the tool installs [MlnxHca_Filter.NT]");
+    assert!(tool.contains(r#"#define FILTER_SERVICES L"MlnxHca_Filter.NT.Services""#), "and its .Services");
+    assert!(models(&inf).iter().all(|(install, _)| !install.eq_ignore_ascii_case("MlnxHca_Filter")), "no model");
+    assert!(!inf.sections.contains_key("mlnxhca_filter.nt.hw"), "no device settings on the HCA's stack");
+    let copies = inf.values("MlnxHca_Filter.NT", "CopyFiles");
+    assert_eq!(copies.len(), 1, "[MlnxHca_Filter.NT] copies files");
+    assert!(inf.section(&copies[0][0]).iter().any(|l| l.values[0] == "mlnx_hca.sys"), "mlnx_hca.sys");
+    assert_eq!(inf.section("MlnxHca_Filter.NT").len(), 1, "[MlnxHca_Filter.NT] does nothing else");
+    let add = inf.values("MlnxHca_Filter.NT.Services", "AddService");
+    assert_eq!(add.len(), 1, "one AddService");
+    assert_eq!(add[0][0], "mlnx_hca");
+    let flags = u32::from_str_radix(add[0][1].trim_start_matches("0x"), 16).expect("flags");
+    assert_eq!(flags & 0x2, 0, "not SPSVCINST_ASSOCSERVICE: mlnx_hca is not the HCA's function driver");
+    let function = inf.values("MlnxHca_Device.NT.Services", "AddService");
+    assert_eq!(add[0][2], function[0][2], "the same service definition as the function install");
 }
 
 #[test]
@@ -394,6 +438,31 @@ fn interface_guid_is_the_same_in_header_and_driver() {
     );
     assert!(header.contains(&text), "the header's comment names {text}");
     assert!(driver.contains(&text), "the driver's comment names {text}");
+}
+
+/// The names tools find the control device by: the header's value name and
+/// name prefix are the ones the driver writes and creates.
+#[test]
+fn control_device_names_are_the_same_in_header_and_driver() {
+    let header = std::fs::read_to_string(root().join("include/mlnx_hca_ioctl.h")).expect("header");
+    let driver = std::fs::read_to_string(root().join("src/windows/device.rs")).expect("driver");
+    let define = |name: &str| -> String {
+        let line = header
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq(["#define", name]))
+            .unwrap_or_else(|| panic!("#define {name}"));
+        let value = line.split_whitespace().nth(2).expect("a value");
+        value.trim_start_matches('L').trim_matches('"').replace(r"\\", r"\")
+    };
+    let value = define("MLNX_HCA_CONTROL_DEVICE_VALUE");
+    assert_eq!(value, define("MLNX_HCA_CONTROL_DEVICE_VALUE_W"));
+    assert!(driver.contains(&format!("const CONTROL_DEVICE_VALUE: &str = \"{value}\";")), "the driver writes {value}");
+    let prefix = define("MLNX_HCA_DOS_NAME_PREFIX");
+    assert_eq!(prefix, define("MLNX_HCA_DOS_NAME_PREFIX_W"));
+    assert_eq!(prefix, r"\\.\mlnx_hca");
+    assert!(driver.contains(&format!("Name::new(r\"{prefix}\", n)")), "the value written is {prefix}<N>");
+    assert!(driver.contains(r#"Name::new(r"\DosDevices\mlnx_hca", instance)"#), "the link \\DosDevices\\mlnx_hca<N>");
+    assert!(driver.contains(r#"Name::new(r"\Device\mlnx_hca", instance)"#), "the control device \\Device\\mlnx_hca<N>");
 }
 
 /// The administrator's read grant (the service's `Parameters\ReadAccess`)

@@ -30,7 +30,8 @@ done_stage() { echo "--- ok ($((SECONDS - STAGE_START)) s)"; }
 
 stage "host prerequisites"
 # gcc-multilib: the C header test also compiles for 32-bit (WOW64) callers.
-tools/need-debs.sh gcc gcc-multilib
+# pci.ids: the HCA table is checked against it (tests/hca_ids.rs).
+tools/need-debs.sh gcc gcc-multilib pci.ids
 command -v cargo >/dev/null || { echo "cargo (rustup stable) is required" >&2; exit 1; }
 done_stage
 
@@ -77,6 +78,7 @@ done_stage
 stage "Windows image: cross build of mlnx_hca.sys (release), clippy -D warnings"
 tools/wdk-cross/build.sh clippy -- -D warnings
 tools/wdk-cross/build.sh build-release
+tools/filter/build.sh   # mlnx_hca_filter.exe beside the image
 done_stage
 
 stage "Windows image: legacy-pool variant (Windows before 10 2004, Wine)"
@@ -89,7 +91,7 @@ MLNX_HCA_SYS=$T/release/mlnx_hca.sys MLNX_HCA_SYS_LEGACY=$T/legacy/release/mlnx_
   cargo test "${HOST[@]}" --features image-tests --test pe_image
 done_stage
 
-stage "the real mlnx_hca.sys under Wine, driven by a C client built against include/"
+stage "the real mlnx_hca.sys under Wine, driven by a C client built against include/; the filter installer"
 tests/wine/run.sh "$T/legacy/release/mlnx_hca.sys" "$T/legacy/release/mlnx_hca.inf"
 done_stage
 

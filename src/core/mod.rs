@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod device;
+pub mod hca;
 mod owners;
 pub mod resources;
 pub mod security;

@@ -1,19 +1,30 @@
-//! `IRP_MJ_CREATE`, `IRP_MJ_CLEANUP`, `IRP_MJ_CLOSE` and
-//! `IRP_MJ_DEVICE_CONTROL`: each turns its IRP into one call on the core,
-//! under the remove lock and the device lock, and completes the IRP with the
-//! core's answer.
+//! The one dispatch routine of every major function ([`dispatch`]), routed
+//! by the core (`core::hca::route`), and the four requests of a control
+//! device: `IRP_MJ_CREATE`, `IRP_MJ_CLEANUP`, `IRP_MJ_CLOSE`,
+//! `IRP_MJ_DEVICE_CONTROL`, each one call on the HCA's core under the device
+//! lock, completed with the core's answer. On a stack device none of them
+//! serves a tool: the function driver refuses them
+//! (`STATUS_INVALID_DEVICE_REQUEST`), a filter passes them down untouched.
+//!
+//! Control-device IRPs take no remove lock: they never touch the stack. The
+//! HCA's state keeps them safe: after removal the core answers
+//! `STATUS_DELETE_PENDING` and holds no BAR, and its memory lasts until
+//! unload (`device::Hca`).
 //!
 //! The per-handle context (`UmCa`) lives in the core; the file object keeps
 //! its id: `FsContext` = `CaId::to_raw()`, `FsContext2` = a marker with the
 //! access the handle was granted at create (see [`FileContext`]).
 
-use super::device::DeviceExtension;
-use super::kernel::{address_space_pid, current_pid};
+use super::device::{ours, Hca, Ours, StackExtension};
+use super::kernel::{address_space_pid, current_pid, Irp};
 use super::log::trace;
+use super::pnp;
 use crate::abi::Access;
+use crate::core::hca::{route, Route, Target, ToolRequest};
 use crate::core::{CaId, Requester};
 use ::core::ptr;
 use ::core::slice;
+use wdk_sys::ntddk::PoStartNextPowerIrp;
 use wdk_sys::{
     DEVICE_OBJECT, IO_STACK_LOCATION, IRP, NTSTATUS, PFILE_OBJECT, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
@@ -102,16 +113,72 @@ fn granted_access(stack: &IO_STACK_LOCATION) -> Access {
     access
 }
 
-/// `IRP_MJ_CREATE`: a new handle (file object) gets a context in the core.
+// ---------------------------------------------------------------- routing
+
+/// Every major function of every device object of the driver: the core's
+/// [`route`] decides from the device's kind (and role) and the major
+/// function what happens to the IRP. A filter looks at nothing but PnP and
+/// power and passes all else down at once.
 ///
-/// IRQL: PASSIVE_LEVEL, in the opener's thread. Takes: remove lock, device lock.
-pub(crate) unsafe extern "C" fn dispatch_create(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
-    let _hold = match ext.remove_lock.acquire(irp) {
+/// IRQL: as the I/O manager sends each IRP (PASSIVE_LEVEL for the ones we
+/// serve; a filter passes on the others as they come).
+pub(crate) unsafe extern "C" fn dispatch(device: *mut DEVICE_OBJECT, raw: *mut IRP) -> NTSTATUS {
+    // SAFETY: called by the I/O manager as a dispatch routine: `device` is ours and live.
+    let ours = unsafe { ours(device) };
+    // SAFETY: the I/O manager's IRP, ours until completed or passed down.
+    let irp = unsafe { Irp::from_raw(raw) };
+    let major = irp.stack().MajorFunction;
+    let target = match ours {
+        Ours::Stack(_, stack) => Target::Stack(stack.role),
+        Ours::Control(_) => Target::Control,
+    };
+    match (route(target, major), ours) {
+        (Route::PassDown, Ours::Stack(_, stack)) => pass_down(stack, irp),
+        // SAFETY: the stack device's own IRP, dispatched here.
+        (Route::Pnp, Ours::Stack(ext_ptr, stack)) => unsafe { pnp::pnp(ext_ptr, stack, irp) },
+        (Route::Power, Ours::Stack(ext_ptr, stack)) => pnp::power(ext_ptr, stack, irp),
+        (Route::Tool(request), Ours::Control(control)) => {
+            let hca = control.hca();
+            match request {
+                ToolRequest::Create => create(hca, irp),
+                ToolRequest::Cleanup => cleanup(hca, irp),
+                ToolRequest::Close => close(hca, irp),
+                ToolRequest::DeviceControl => control_request(hca, irp),
+            }
+        }
+        (Route::Succeed, _) => irp.complete(STATUS_SUCCESS, 0),
+        (_, ours) => {
+            if major == crate::core::hca::major::POWER {
+                // SAFETY: a power IRP, completed here.
+                unsafe { PoStartNextPowerIrp(raw) };
+            }
+            if let Ours::Stack(_, stack) = ours {
+                if stack.role.is_function() && major == crate::core::hca::major::CREATE {
+                    trace!("CREATE of the stack device refused: tools open \\\\.\\mlnx_hca<N>");
+                }
+            }
+            irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0)
+        }
+    }
+}
+
+/// Down the stack, untouched, under the remove lock (the device below stays
+/// until the call returns).
+fn pass_down(stack: &StackExtension, irp: Irp) -> NTSTATUS {
+    let _hold = match stack.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),
     };
+    irp.skip();
+    irp.call(stack.lower)
+}
+
+// ---------------------------------------------------------------- the control device
+
+/// `IRP_MJ_CREATE`: a new handle (file object) gets a context in the core.
+///
+/// IRQL: PASSIVE_LEVEL, in the opener's thread. Takes: the device lock.
+fn create(hca: &Hca, irp: Irp) -> NTSTATUS {
     let stack = irp.stack();
     let (file, access, pid) = (stack.FileObject, granted_access(stack), current_pid());
     if file.is_null() {
@@ -125,15 +192,21 @@ pub(crate) unsafe extern "C" fn dispatch_create(fdo: *mut DEVICE_OBJECT, irp: *m
         trace!("CREATE pid {} refused: a name after the device's", pid);
         return irp.complete(STATUS_INVALID_PARAMETER, 0);
     }
-    let opened = ext.core.lock().open();
+    let opened = hca.core.lock().open();
     match opened {
         Ok(ca) => {
             FileContext { ca, access }.store(file);
-            trace!("CREATE pid {}: context {:#x}, access {:#x}", pid, ca.to_raw(), access.bits());
+            trace!(
+                "CREATE mlnx_hca{} pid {}: context {:#x}, access {:#x}",
+                hca.instance,
+                pid,
+                ca.to_raw(),
+                access.bits()
+            );
             irp.complete(STATUS_SUCCESS, 0)
         }
         Err(status) => {
-            trace!("CREATE pid {} refused: {:#x}", pid, status.raw());
+            trace!("CREATE mlnx_hca{} pid {} refused: {:#x}", hca.instance, pid, status.raw());
             irp.complete(status.raw(), 0)
         }
     }
@@ -144,20 +217,15 @@ pub(crate) unsafe extern "C" fn dispatch_create(fdo: *mut DEVICE_OBJECT, irp: *m
 /// its owner process (the platform attaches when this thread runs
 /// elsewhere), and gives the write lease back.
 ///
-/// IRQL: PASSIVE_LEVEL, in the thread that closed the handle. Takes: remove
-/// lock, device lock.
-pub(crate) unsafe extern "C" fn dispatch_cleanup(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
-    let _hold = match ext.remove_lock.acquire(irp) {
-        Ok(hold) => hold,
-        Err(status) => return irp.complete(status, 0),
-    };
+/// IRQL: PASSIVE_LEVEL, in the thread that closed the handle. Takes: the
+/// device lock.
+fn cleanup(hca: &Hca, irp: Irp) -> NTSTATUS {
     if let Some(context) = FileContext::load(irp.stack().FileObject) {
-        let unmapped = ext.core.lock().cleanup(context.ca);
+        let unmapped = hca.core.lock().cleanup(context.ca);
         // CAST: bounded by the per-handle quota.
         trace!(
-            "CLEANUP pid {}: context {:#x}, {} view(s) unmapped",
+            "CLEANUP mlnx_hca{} pid {}: context {:#x}, {} view(s) unmapped",
+            hca.instance,
             current_pid(),
             context.ca.to_raw(),
             unmapped as u32
@@ -172,20 +240,19 @@ pub(crate) unsafe extern "C" fn dispatch_cleanup(fdo: *mut DEVICE_OBJECT, irp: *
 /// `IRP_MJ_CLEANUP`, so there this is where views and the lease go. (Close
 /// runs in an arbitrary process; the platform attaches to each view's owner.)
 ///
-/// IRQL: PASSIVE_LEVEL (APC_LEVEL at most). Takes: remove lock, device lock.
-pub(crate) unsafe extern "C" fn dispatch_close(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
-    let _hold = match ext.remove_lock.acquire(irp) {
-        Ok(hold) => hold,
-        Err(status) => return irp.complete(status, 0),
-    };
+/// IRQL: PASSIVE_LEVEL (APC_LEVEL at most). Takes: the device lock.
+fn close(hca: &Hca, irp: Irp) -> NTSTATUS {
     let file = irp.stack().FileObject;
     if let Some(context) = FileContext::load(file) {
-        let leftover = ext.core.lock().close(context.ca);
+        let leftover = hca.core.lock().close(context.ca);
         FileContext::clear(file);
         // CAST: bounded by the per-handle quota.
-        trace!("CLOSE: context {:#x} freed ({} view(s) cleanup had left)", context.ca.to_raw(), leftover as u32);
+        trace!(
+            "CLOSE mlnx_hca{}: context {:#x} freed ({} view(s) cleanup had left)",
+            hca.instance,
+            context.ca.to_raw(),
+            leftover as u32
+        );
     }
     irp.complete(STATUS_SUCCESS, 0)
 }
@@ -200,14 +267,8 @@ pub(crate) unsafe extern "C" fn dispatch_close(fdo: *mut DEVICE_OBJECT, irp: *mu
 /// `IoGetRequestorProcess`): a driver above could have passed the request on
 /// from a worker thread, whose current process (where a view would go) is
 /// another. Views are recorded under the process whose address space they
-/// live in. Takes: remove lock, device lock.
-pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
-    let _hold = match ext.remove_lock.acquire(irp) {
-        Ok(hold) => hold,
-        Err(status) => return irp.complete(status, 0),
-    };
+/// live in. Takes: the device lock.
+fn control_request(hca: &Hca, irp: Irp) -> NTSTATUS {
     let stack = irp.stack();
     // SAFETY: IRP_MJ_DEVICE_CONTROL: `DeviceIoControl` is the live member.
     let parameters = unsafe { stack.Parameters.DeviceIoControl };
@@ -235,7 +296,7 @@ pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT,
             // caller's input; no mutable view of it exists while this slice lives.
             unsafe { slice::from_raw_parts(buffer, input_len) }
         };
-        ext.core.lock().device_control(context.ca, requester, context.access, code, input, output_len)
+        hca.core.lock().device_control(context.ca, requester, context.access, code, input, output_len)
     }; // the input slice ends here, before the buffer is written
     match result {
         Ok(response) => {
@@ -249,13 +310,13 @@ pub(crate) unsafe extern "C" fn dispatch_device_control(fdo: *mut DEVICE_OBJECT,
             let written = response.encode(output);
             if code != crate::abi::FW_QUERY_CRSPACE {
                 // CAST: bounded by the output block sizes.
-                trace!("IOCTL {:#x} pid {}: ok, {} byte(s)", code, caller, written as u32);
+                trace!("IOCTL {:#x} mlnx_hca{} pid {}: ok, {} byte(s)", code, hca.instance, caller, written as u32);
             }
             // CAST: usize to the ULONG_PTR Information.
             irp.complete(STATUS_SUCCESS, written as u64)
         }
         Err(status) => {
-            trace!("IOCTL {:#x} pid {}: {:#x}", code, caller, status.raw());
+            trace!("IOCTL {:#x} mlnx_hca{} pid {}: {:#x}", code, hca.instance, caller, status.raw());
             irp.complete(status.raw(), 0)
         }
     }

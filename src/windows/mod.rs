@@ -5,51 +5,60 @@
 //!
 //! | file | what it owns |
 //! |---|---|
-//! | `mod.rs` | `DriverEntry`, unload, the dispatch table, the process-exit notification, the device list |
-//! | `device.rs` | the device extension, `AddDevice`, the device interface and `\DosDevices\mlnx_hca<N>` |
+//! | `mod.rs` | `DriverEntry`, unload, the dispatch table, the process-exit notification, the HCA lists |
+//! | `device.rs` | the stack device (FDO or lower filter) and the control device, `AddDevice`, each HCA's `Hca`, the device interface and `\DosDevices\mlnx_hca<N>` |
 //! | `pnp.rs` | PnP (start, query/cancel, stop, surprise removal, removal), power, WMI |
-//! | `dispatch.rs` | CREATE, CLEANUP, CLOSE, DEVICE_CONTROL |
-//! | `platform.rs` | [`Platform`](crate::core::Platform) for Windows: BAR 0, MDLs, user views, the read-only alias |
-//! | `kernel.rs` | small owning wrappers: fast mutex, remove lock, IRP, process reference, attach |
+//! | `dispatch.rs` | CREATE, CLEANUP, CLOSE, DEVICE_CONTROL on a control device; everything else a stack device passes on or refuses |
+//! | `platform.rs` | [`Platform`](crate::core::Platform) for Windows: BAR 0, MDLs, user views, the read-only alias, the busy state |
+//! | `security.rs` | the control device's descriptor and the administrator's read grant |
+//! | `kernel.rs` | small owning wrappers: fast mutex, remove lock, IRP, process reference, attach, busy state |
 //! | `alloc.rs`, `log.rs` | pool allocator with a live count; `DbgPrint` tracing |
 //! | `shim.c` | `__try/__except` around the two calls that raise on failure |
 //!
 //! # Locking
 //!
-//! Two kinds of fast mutex (`FAST_MUTEX`: acquired at <= APC_LEVEL, held at
-//! APC_LEVEL) and one remove lock per device:
+//! Fast mutexes (`FAST_MUTEX`: acquired at <= APC_LEVEL, held at APC_LEVEL)
+//! and one remove lock per stack device:
 //!
-//! - `DEVICES` (global): the list of device extensions and the instance
-//!   numbers. Taken by `AddDevice` (pick N, link), REMOVE_DEVICE's teardown
-//!   (unlink) and the process-exit notification (walk).
-//! - `DeviceExtension::core` (per device, "the device lock"): the core's
+//! - `DEVICES` (global): the list of live [`device::Hca`]s and their
+//!   instance numbers. Taken by the first START of an HCA (pick N, link), by
+//!   REMOVE_DEVICE (unlink) and by the process-exit notification (walk).
+//!   `GRAVEYARD` (global): the removed Hcas, until unload.
+//! - `Hca::core` (per HCA, "the device lock"): the core's
 //!   `Device<WinPlatform>`, i.e. the contexts, tables, lease, PnP state, BAR 0
 //!   and every view. Taken for exactly one core call (plus, at start/stop/
-//!   removal, handing BAR 0 in or out) by CREATE, CLEANUP, CLOSE,
-//!   DEVICE_CONTROL, the PnP minor functions and the process-exit
-//!   notification. Under it run the platform's kernel calls: IoAllocateMdl,
-//!   MmBuildMdlForNonPagedPool, MmAllocateMdlForIoSpace, MmProbeAndLockPages
-//!   (nonpaged RAM), MmMapLockedPagesSpecifyCache (UserMode via the shim:
-//!   needs <= APC_LEVEL; KernelMode), MmProtectMdlSystemAddress,
-//!   MmUnmapLockedPages (user mappings need <= APC_LEVEL), MmUnlockPages,
-//!   IoFreeMdl, KeStackAttachProcess/KeUnstackDetachProcess (< DISPATCH_LEVEL),
-//!   ObfReferenceObject/ObfDereferenceObject, pool allocation and free: all
-//!   legal at APC_LEVEL. A fast mutex rather than an ERESOURCE because user
-//!   mappings need <= APC_LEVEL anyway and Wine 8 exports ExAcquireFastMutex
-//!   (not KeAcquireGuardedMutex).
-//! - `DeviceExtension::remove_lock` (per device, `IO_REMOVE_LOCK`): every
-//!   dispatch routine holds it from entry until after it completed or passed
-//!   down its IRP (acquire failure: STATUS_DELETE_PENDING). REMOVE_DEVICE
-//!   releases its own hold and waits (`IoReleaseRemoveLockAndWait`) for all
-//!   others before releasing BAR 0 and deleting the device.
+//!   removal, handing BAR 0 in or out) by CREATE, CLEANUP, CLOSE and
+//!   DEVICE_CONTROL of the control device, the PnP and power minor functions
+//!   of the stack device, and the process-exit notification. Under it run
+//!   the platform's kernel calls: IoAllocateMdl, MmAllocateMdlForIoSpace,
+//!   MmProbeAndLockPages (nonpaged RAM), MmMapLockedPagesSpecifyCache
+//!   (UserMode via the shim: needs <= APC_LEVEL; KernelMode),
+//!   MmProtectMdlSystemAddress, MmUnmapLockedPages (user mappings need <=
+//!   APC_LEVEL), MmUnlockPages, IoFreeMdl, KeStackAttachProcess/
+//!   KeUnstackDetachProcess (< DISPATCH_LEVEL), ObfReferenceObject/
+//!   ObfDereferenceObject, PoRegisterSystemState/PoUnregisterSystemState (<=
+//!   APC_LEVEL), pool allocation and free: all legal at APC_LEVEL. A fast
+//!   mutex rather than an ERESOURCE because user mappings need <= APC_LEVEL
+//!   anyway and Wine 8 exports ExAcquireFastMutex (not
+//!   KeAcquireGuardedMutex).
+//! - `StackExtension::remove_lock` (per stack device, `IO_REMOVE_LOCK`):
+//!   every IRP of the stack device holds it from entry until after it
+//!   completed or passed down its IRP (acquire failure:
+//!   STATUS_DELETE_PENDING). REMOVE_DEVICE releases its own hold and waits
+//!   (`IoReleaseRemoveLockAndWait`) for all others before releasing BAR 0 and
+//!   deleting the devices. Control-device IRPs take none: they never touch
+//!   the stack, and the Hca they reach outlives them (until unload).
 //!
 //! Order: `DEVICES` before a device lock, never the reverse (only the
-//! process-exit notification holds both). Neither is ever held across
-//! IoCallDriver/PoCallDriver, a wait for a lower driver, the remove lock
-//! wait, or the PASSIVE_LEVEL-only calls (IoGetDeviceProperty,
-//! IoRegisterDeviceInterface, IoSetDeviceInterfaceState,
-//! IoCreate/DeleteSymbolicLink, IoInitializeRemoveLock): those run with no
-//! lock held. No device lock is held while taking another device's.
+//! process-exit notification holds both, and takes a device's lock only
+//! while that device holds a view of the exiting process). Neither is ever
+//! held across IoCallDriver/PoCallDriver, a wait for a lower driver, the
+//! remove lock wait, or the PASSIVE_LEVEL-only calls (IoCreateDevice,
+//! IoGetDeviceProperty, IoRegisterDeviceInterface,
+//! IoSetDeviceInterfaceState, IoCreate/DeleteSymbolicLink,
+//! IoInitializeRemoveLock, ObOpenObjectByPointer, ZwSetSecurityObject, the
+//! registry): those run with no lock held. No device lock is held while
+//! taking another device's.
 
 mod alloc;
 mod device;
@@ -61,7 +70,7 @@ mod pnp;
 mod security;
 
 use crate::core::ViewOwners;
-use device::DeviceList;
+use device::HcaList;
 use kernel::{nt_success, FastMutex, FALSE, TRUE};
 use log::trace;
 use wdk_sys::ntddk::PsSetCreateProcessNotifyRoutineEx;
@@ -83,12 +92,17 @@ static GLOBAL_ALLOCATOR: alloc::PoolAllocator = alloc::PoolAllocator;
 pub(crate) static INTERFACE_GUID: GUID =
     GUID { Data1: 0xe53efdaf, Data2: 0x9526, Data3: 0x4702, Data4: [0x91, 0x28, 0xdc, 0x0e, 0x4b, 0xe1, 0x7d, 0x30] };
 
-/// The driver's devices (see "Locking" above). Initialised by DriverEntry.
-pub(crate) static DEVICES: FastMutex<DeviceList> = FastMutex::new(DeviceList::new());
+/// The driver's HCAs that are there (see "Locking" above): what serves tools
+/// for each. Initialised by DriverEntry.
+pub(crate) static DEVICES: FastMutex<HcaList> = FastMutex::new(HcaList::new());
+
+/// The removed HCAs, kept until unload: handles to their deleted control
+/// devices may still send requests, CLEANUP and CLOSE (`device::Hca`).
+pub(crate) static GRAVEYARD: FastMutex<HcaList> = FastMutex::new(HcaList::new());
 
 /// Which processes may own a view of any device: the process-exit
 /// notification's first question, asked without a lock. Each device keeps
-/// its own as well (`DeviceExtension::owners`); the platforms count views in
+/// its own as well (`Hca::owners`); the platforms count views in
 /// both under their device lock.
 pub(crate) static VIEW_OWNERS: ViewOwners = ViewOwners::new();
 
@@ -103,6 +117,8 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path
     // SAFETY: DriverEntry runs before any other entry point of the driver, so
     // nothing uses the device list yet; a static does not move.
     unsafe { DEVICES.init() };
+    // SAFETY: as above.
+    unsafe { GRAVEYARD.init() };
     // SAFETY: as above, for the Parameters key's path.
     unsafe { security::PARAMETERS_KEY.init() };
     // SAFETY: DriverEntry's own registry path, before any other use of the key.
@@ -110,14 +126,11 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path
     // SAFETY: the I/O manager's driver object, ours to fill in during DriverEntry.
     let driver = unsafe { &mut *driver };
     driver.DriverUnload = Some(driver_unload);
-    let major = &mut driver.MajorFunction;
-    major[wdk_sys::IRP_MJ_CREATE as usize] = Some(dispatch::dispatch_create);
-    major[wdk_sys::IRP_MJ_CLEANUP as usize] = Some(dispatch::dispatch_cleanup);
-    major[wdk_sys::IRP_MJ_CLOSE as usize] = Some(dispatch::dispatch_close);
-    major[wdk_sys::IRP_MJ_DEVICE_CONTROL as usize] = Some(dispatch::dispatch_device_control);
-    major[wdk_sys::IRP_MJ_PNP as usize] = Some(pnp::dispatch_pnp);
-    major[wdk_sys::IRP_MJ_POWER as usize] = Some(pnp::dispatch_power);
-    major[wdk_sys::IRP_MJ_SYSTEM_CONTROL as usize] = Some(pnp::dispatch_system_control);
+    // One routine for every major function: the core routes each IRP by the
+    // device's kind and role (a filter passes on whatever the stack sends).
+    for entry in driver.MajorFunction.iter_mut() {
+        *entry = Some(dispatch::dispatch);
+    }
     // SAFETY: the driver extension of a driver object is always present.
     let extension = unsafe { &mut *driver.DriverExtension };
     extension.AddDevice = Some(device::add_device);
@@ -145,6 +158,8 @@ unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     if !DEVICES.lock().is_empty() {
         trace!("unload: BUG: devices still linked");
     }
+    // SAFETY: DriverUnload: no device object of the driver is left.
+    unsafe { device::free_graveyard() };
     // The Parameters key's path, the driver's one allocation of its own.
     drop(::core::mem::take(&mut *security::PARAMETERS_KEY.lock()));
     // CAST: a count of allocations.
@@ -177,11 +192,11 @@ unsafe extern "C" fn process_notify(_process: PEPROCESS, process_id: HANDLE, cre
         return;
     }
     let devices = DEVICES.lock();
-    devices.for_each(|ext| {
-        if !ext.owners.may_own(pid) {
+    devices.for_each(|hca| {
+        if !hca.owners.may_own(pid) {
             return;
         }
-        let unmapped = ext.core.lock().process_exited(pid);
+        let unmapped = hca.core.lock().process_exited(pid);
         if unmapped > 0 {
             // CAST: bounded by the per-device quota.
             trace!("process {} exited: {} view(s) unmapped", pid, unmapped as u32);

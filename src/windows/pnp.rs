@@ -1,12 +1,19 @@
-//! `IRP_MJ_PNP`, `IRP_MJ_POWER` and `IRP_MJ_SYSTEM_CONTROL` as a WDM
-//! function driver handles them.
+//! `IRP_MJ_PNP`, `IRP_MJ_POWER` and `IRP_MJ_SYSTEM_CONTROL` of a stack
+//! device, in both roles (`core::hca::Role`): the function driver of the
+//! root test device or a flash-recovery HCA, or a lower filter below an HCA's
+//! own driver. A filter passes every IRP down untouched and never fails one
+//! the stack needs (a start whose resources it cannot use just leaves it
+//! serving nothing); it acts only on what concerns its tools' views.
 //!
 //! - `START_DEVICE`: passed down first and waited for (completion routine +
-//!   event); then BAR 0 is mapped (a real HCA: the first translated memory
-//!   resource; the simulated HCA: pool), the core is started, the device
-//!   interface enabled and `\DosDevices\mlnx_hca<N>` created.
+//!   event); then BAR 0 is mapped (a real HCA: cross-checked raw and
+//!   translated resources; the simulated HCA: pool), and at the first start
+//!   the HCA's control device is made (`device::Hca`), its name linked and the
+//!   device interface enabled; the core is started.
 //! - `QUERY_STOP` / `QUERY_REMOVE`: the core refuses (`STATUS_DEVICE_BUSY`,
-//!   completed here) while a view lives or a handle is open; agreed ones go down.
+//!   completed here) while a view lives or a handle of the control device is
+//!   open, so the HCA's driver cannot be stopped or removed under a running
+//!   burn; agreed ones go down.
 //! - `CANCEL_STOP` / `CANCEL_REMOVE`: down first, then the core resumes.
 //! - `STOP_DEVICE`: the core stops (nothing is mapped after an agreed
 //!   query-stop) and BAR 0 is released; then down.
@@ -14,20 +21,23 @@
 //!   in its owner's process, and the lease; then BAR 0 is released, the
 //!   interface disabled and the name deleted; then down.
 //! - `REMOVE_DEVICE`: the core refuses everything from now on and revokes
-//!   what is left; the remove lock is released and waited for (every IRP in
-//!   flight finishes); BAR 0 released; down; then the device is unlinked,
-//!   detached and deleted.
-//! - anything else: down, untouched. Power and WMI IRPs: down
-//!   (`PoStartNextPowerIrp` + `PoCallDriver`; `IoCallDriver`).
+//!   what is left; the remove lock is released and waited for (every stack
+//!   IRP in flight finishes); BAR 0 released; the Hca retired (its control
+//!   device deleted; handles still open keep reaching it until they close);
+//!   down; then the stack device is detached and deleted.
+//! - anything else: down, untouched. Power: the function driver as the
+//!   power policy owner; a filter passes it down. (WMI goes down in
+//!   `dispatch`.)
 
-use super::device::{self, DeviceExtension};
+use super::device::{self, Hca, StackExtension};
 use super::kernel::{nt_success, Irp, RemoveLockGuard, FALSE};
 use super::log::trace;
 use super::platform::{Bar, IoSpaceMapping, SimulatedBar, WinPlatform};
+use crate::core::hca::Role;
 use crate::core::resources::{self, MemoryRange};
 use crate::core::simulated::SIM_BARS;
 use crate::core::{BarSizes, Device};
-use ::core::ptr;
+use ::core::ptr::{self, NonNull};
 use ::core::sync::atomic::Ordering;
 use wdk_sys::ntddk::{
     KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, PoCallDriver, PoRequestPowerIrp, PoSetPowerState,
@@ -40,11 +50,13 @@ use wdk_sys::{
     STATUS_PENDING, STATUS_SUCCESS, SYSTEM_POWER_STATE,
 };
 
-/// `IRP_MJ_PNP`. IRQL: PASSIVE_LEVEL, in a PnP manager's system thread, one
-/// PnP IRP at a time per device.
-pub(crate) unsafe extern "C" fn dispatch_pnp(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: called by the I/O manager as a dispatch routine.
-    let (ext_ptr, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
+/// `IRP_MJ_PNP` of a stack device. IRQL: PASSIVE_LEVEL, in a PnP manager's
+/// system thread, one PnP IRP at a time per device.
+///
+/// # Safety
+/// `ext_ptr`/`ext` are the stack device's extension the IRP was dispatched
+/// to; REMOVE_DEVICE deletes it, so the caller does not use them after.
+pub(crate) unsafe fn pnp(ext_ptr: *mut StackExtension, ext: &StackExtension, irp: Irp) -> NTSTATUS {
     let hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => return irp.complete(status, 0),
@@ -57,7 +69,7 @@ pub(crate) unsafe extern "C" fn dispatch_pnp(fdo: *mut DEVICE_OBJECT, irp: *mut 
         wdk_sys::IRP_MN_CANCEL_REMOVE_DEVICE => cancel(ext, irp, Device::cancel_remove),
         wdk_sys::IRP_MN_STOP_DEVICE => stop(ext, irp),
         wdk_sys::IRP_MN_SURPRISE_REMOVAL => surprise_removal(ext, irp),
-        // SAFETY: the PnP dispatch of this device; `ext` is not used after.
+        // SAFETY: (caller) the PnP dispatch of this device; `ext` is not used after.
         wdk_sys::IRP_MN_REMOVE_DEVICE => unsafe { remove(ext_ptr, irp, hold) },
         _ => {
             irp.skip();
@@ -84,7 +96,7 @@ unsafe extern "C" fn on_lower_done(_device: *mut DEVICE_OBJECT, irp: *mut IRP, e
 /// Passes the IRP down with a completion routine and waits until the lower
 /// drivers are done with it; returns their status. The IRP is ours again
 /// afterwards (to complete). IRQL: PASSIVE_LEVEL; no lock held.
-fn forward_and_wait(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
+fn forward_and_wait(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     let mut event = KEVENT::default();
     // SAFETY: initialises our stack event.
     unsafe { KeInitializeEvent(&raw mut event, _EVENT_TYPE::NotificationEvent, FALSE) };
@@ -117,51 +129,110 @@ fn release_bar(device: &mut Device<WinPlatform>) -> Option<Bar> {
     device.platform_mut().take_bar()
 }
 
-fn start(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
+/// The stack's Hca, if it has one.
+fn hca_of(ext: &StackExtension) -> Option<&Hca> {
+    let hca = NonNull::new(ext.hca.load(Ordering::Acquire))?;
+    // SAFETY: an Hca lives until unload (device::Hca).
+    Some(unsafe { hca.as_ref() })
+}
+
+/// START_DEVICE. The function driver fails a start it cannot serve; a
+/// filter completes the start with the lower drivers' status whatever it
+/// finds, and serves nothing when it cannot.
+fn start(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     let status = forward_and_wait(ext, irp);
     if !nt_success(status) {
         trace!("START_DEVICE: lower driver failed: {:#x}", status);
         return irp.complete(status, 0);
     }
-    let (bar, bars) = if ext.simulated {
+    let (simulated, serves) = match ext.role {
+        Role::Function { simulated } => (simulated, true),
+        Role::Filter { serves, .. } => (false, serves),
+    };
+    if !serves {
+        trace!("START_DEVICE: the HCA's BAR 0 is not CR space (or the HCA is unknown): no control device");
+        return irp.complete(status, 0);
+    }
+    let failed = |why: NTSTATUS| -> NTSTATUS {
+        if ext.role.is_function() {
+            irp.complete(why, 0)
+        } else {
+            trace!("START_DEVICE: the filter serves nothing ({:#x}); the HCA starts as it would without it", why);
+            irp.complete(status, 0)
+        }
+    };
+    let (bar, bars) = if simulated {
         match SimulatedBar::new() {
             Ok(bar) => (Bar::Simulated(bar), SIM_BARS),
-            Err(status) => return irp.complete(status.raw(), 0),
+            Err(why) => return failed(why.raw()),
         }
     } else {
         match hardware_bar(irp) {
             Ok(found) => found,
-            Err(status) => return irp.complete(status, 0),
+            Err(why) => return failed(why),
         }
     };
+    // IRQL: PASSIVE_LEVEL, no lock held: the control device, its name and the interface.
+    let hca = match NonNull::new(ext.hca.load(Ordering::Acquire)) {
+        Some(hca) => hca,
+        None => {
+            let descriptor = super::security::descriptor_for_start();
+            let Ok(descriptor) = descriptor else { return failed(wdk_sys::STATUS_INSUFFICIENT_RESOURCES) };
+            // SAFETY: the stack device's driver object is ours.
+            let driver = unsafe { (*ext.device).DriverObject };
+            match Hca::create(driver, &descriptor) {
+                Ok(hca) => {
+                    ext.hca.store(hca.as_ptr(), Ordering::Release);
+                    hca
+                }
+                Err(why) => return failed(why),
+            }
+        }
+    };
+    // SAFETY: an Hca lives until unload.
+    let hca_ref = unsafe { hca.as_ref() };
     {
-        let mut device = ext.core.lock();
+        let mut device = hca_ref.core.lock();
         device.platform_mut().set_bar(bar);
         device.start(bars);
     }
-    // IRQL: PASSIVE_LEVEL, no lock held: the interface and the name.
+    name(ext, hca);
+    trace!(
+        "START_DEVICE mlnx_hca{}: BAR sizes {:#x} {:#x} {:#x} (simulated {}, filter {})",
+        hca_ref.instance,
+        bars.bar0,
+        bars.bar1,
+        bars.bar2,
+        u32::from(simulated),
+        u32::from(!ext.role.is_function())
+    );
+    irp.complete(status, 0)
+}
+
+/// Makes the control device reachable: `\DosDevices\mlnx_hca<N>`, its name
+/// in the device's hardware key, and the device interface, enabled. IRQL:
+/// PASSIVE_LEVEL, no lock held.
+fn name(ext: &StackExtension, hca: NonNull<Hca>) {
+    // SAFETY: an Hca lives until unload.
+    let instance = unsafe { hca.as_ref() }.instance;
     // SAFETY: the PnP dispatch of this device.
     let pnp = unsafe { ext.pnp() };
-    if let Some(interface) = pnp.interface.as_mut() {
-        interface.set_enabled(true);
-    }
-    let instance = ext.instance.load(Ordering::Relaxed);
     if pnp.link.is_none() {
-        match device::SymbolicLink::create(instance, &pnp.pdo_name) {
+        match device::SymbolicLink::create(instance) {
             Ok(link) => pnp.link = Some(link),
             Err(status) => trace!("IoCreateSymbolicLink(mlnx_hca{}) failed: {:#x}", instance, status),
         }
     }
-    super::security::apply_configured(&[ext.pdo, ext.fdo]);
-    trace!(
-        "START_DEVICE mlnx_hca{}: BAR sizes {:#x} {:#x} {:#x} (simulated {})",
-        instance,
-        bars.bar0,
-        bars.bar1,
-        bars.bar2,
-        u32::from(ext.simulated)
-    );
-    irp.complete(STATUS_SUCCESS, 0)
+    device::publish_control_name(ext.pdo, Some(instance));
+    if pnp.interface.is_none() {
+        match device::DeviceInterface::register(ext.pdo) {
+            Ok(interface) => pnp.interface = Some(interface),
+            Err(status) => trace!("IoRegisterDeviceInterface failed: {:#x}", status),
+        }
+    }
+    if let Some(interface) = pnp.interface.as_mut() {
+        interface.set_enabled(true);
+    }
 }
 
 /// BAR 0 from the start request's memory resources, raw and translated,
@@ -272,15 +343,16 @@ fn memory_range(descriptor: &CM_PARTIAL_RESOURCE_DESCRIPTOR) -> Option<(i64, u64
     None
 }
 
-/// QUERY_STOP / QUERY_REMOVE: asks the core; a refusal completes the IRP
-/// here, an agreement goes down (a lower driver may still refuse).
+/// QUERY_STOP / QUERY_REMOVE: asks the core (a stack that serves nothing
+/// agrees); a refusal completes the IRP here, an agreement goes down (a lower
+/// driver may still refuse).
 fn query(
-    ext: &DeviceExtension,
+    ext: &StackExtension,
     irp: Irp,
     what: &str,
     ask: fn(&mut Device<WinPlatform>) -> crate::status::Result<()>,
 ) -> NTSTATUS {
-    let answer = ask(&mut ext.core.lock());
+    let answer = hca_of(ext).map_or(Ok(()), |hca| ask(&mut hca.core.lock()));
     match answer {
         Ok(()) => {
             irp.set_status(STATUS_SUCCESS, 0);
@@ -288,7 +360,7 @@ fn query(
             irp.call(ext.lower)
         }
         Err(status) => {
-            let instance = ext.instance.load(Ordering::Relaxed);
+            let instance = hca_of(ext).map_or(u32::MAX, |hca| hca.instance);
             trace!("{} mlnx_hca{} refused: {:#x} (views or handles open)", what, instance, status.raw());
             irp.complete(status.raw(), 0)
         }
@@ -296,47 +368,55 @@ fn query(
 }
 
 /// CANCEL_STOP / CANCEL_REMOVE: the lower drivers first, then the core.
-fn cancel(ext: &DeviceExtension, irp: Irp, resume: fn(&mut Device<WinPlatform>)) -> NTSTATUS {
+fn cancel(ext: &StackExtension, irp: Irp, resume: fn(&mut Device<WinPlatform>)) -> NTSTATUS {
     irp.set_status(STATUS_SUCCESS, 0);
     let status = forward_and_wait(ext, irp);
-    resume(&mut ext.core.lock());
+    if let Some(hca) = hca_of(ext) {
+        resume(&mut hca.core.lock());
+    }
     irp.complete(status, 0)
 }
 
-fn stop(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
-    let bar = {
-        let mut device = ext.core.lock();
-        device.stop();
-        release_bar(&mut device)
-    };
-    drop(bar);
-    trace!("STOP_DEVICE mlnx_hca{}", ext.instance.load(Ordering::Relaxed));
+fn stop(ext: &StackExtension, irp: Irp) -> NTSTATUS {
+    if let Some(hca) = hca_of(ext) {
+        let bar = {
+            let mut device = hca.core.lock();
+            device.stop();
+            release_bar(&mut device)
+        };
+        drop(bar);
+        trace!("STOP_DEVICE mlnx_hca{}", hca.instance);
+    }
     irp.set_status(STATUS_SUCCESS, 0);
     irp.skip();
     irp.call(ext.lower)
 }
 
-/// Turns the names off: the interface disabled, the link deleted. IRQL:
-/// PASSIVE_LEVEL, no lock held.
-fn hide(ext: &DeviceExtension) {
+/// Turns the names off: the interface disabled, the link deleted: new
+/// opens cannot find the control device. IRQL: PASSIVE_LEVEL, no lock held.
+fn hide(ext: &StackExtension) {
     // SAFETY: the PnP dispatch of this device.
     let pnp = unsafe { ext.pnp() };
     if let Some(interface) = pnp.interface.as_mut() {
         interface.set_enabled(false);
     }
-    pnp.link = None;
+    if pnp.link.take().is_some() {
+        device::publish_control_name(ext.pdo, None);
+    }
 }
 
-fn surprise_removal(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
-    let (revoked, bar) = {
-        let mut device = ext.core.lock();
-        let revoked = device.surprise_remove();
-        (revoked, release_bar(&mut device))
-    };
-    drop(bar);
-    hide(ext);
-    // CAST: bounded by the per-device quota.
-    trace!("SURPRISE_REMOVAL mlnx_hca{}: {} view(s) revoked", ext.instance.load(Ordering::Relaxed), revoked as u32);
+fn surprise_removal(ext: &StackExtension, irp: Irp) -> NTSTATUS {
+    if let Some(hca) = hca_of(ext) {
+        let (revoked, bar) = {
+            let mut device = hca.core.lock();
+            let revoked = device.surprise_remove();
+            (revoked, release_bar(&mut device))
+        };
+        drop(bar);
+        hide(ext);
+        // CAST: bounded by the per-device quota.
+        trace!("SURPRISE_REMOVAL mlnx_hca{}: {} view(s) revoked", hca.instance, revoked as u32);
+    }
     irp.set_status(STATUS_SUCCESS, 0);
     irp.skip();
     irp.call(ext.lower)
@@ -347,39 +427,46 @@ fn surprise_removal(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
 /// # Safety
 /// The PnP dispatch of this device, holding `hold`; `ext_ptr` is not used by
 /// the caller afterwards (the device is deleted here).
-unsafe fn remove(ext_ptr: *mut DeviceExtension, irp: Irp, hold: RemoveLockGuard<'_>) -> NTSTATUS {
+unsafe fn remove(ext_ptr: *mut StackExtension, irp: Irp, hold: RemoveLockGuard<'_>) -> NTSTATUS {
     // SAFETY: (caller) alive until `destroy` below; not used after it.
     let ext = unsafe { &*ext_ptr };
-    let instance = ext.instance.load(Ordering::Relaxed);
     // From here the core answers STATUS_DELETE_PENDING and maps nothing.
-    let revoked = ext.core.lock().remove();
+    let revoked = hca_of(ext).map_or(0, |hca| hca.core.lock().remove());
     hide(ext);
-    // IRQL: PASSIVE_LEVEL, no lock held: waits for every IRP in flight.
+    // IRQL: PASSIVE_LEVEL, no lock held: waits for every stack IRP in flight.
     hold.release_and_wait();
-    let (more, contexts, bar) = {
-        let mut device = ext.core.lock();
-        let more = device.remove();
-        (more, device.contexts(), release_bar(&mut device))
-    };
-    drop(bar);
-    // CAST: bounded by the quotas / open handles.
-    trace!(
-        "REMOVE_DEVICE mlnx_hca{}: {} view(s) revoked, {} context(s) left",
-        instance,
-        (revoked + more) as u32,
-        contexts as u32
-    );
+    if let Some(hca) = NonNull::new(ext.hca.swap(ptr::null_mut(), Ordering::AcqRel)) {
+        // SAFETY: an Hca lives until unload.
+        let hca_ref = unsafe { hca.as_ref() };
+        let (more, contexts, bar) = {
+            let mut device = hca_ref.core.lock();
+            let more = device.remove();
+            (more, device.contexts(), release_bar(&mut device))
+        };
+        drop(bar);
+        // CAST: bounded by the quotas / open handles.
+        trace!(
+            "REMOVE_DEVICE mlnx_hca{}: {} view(s) revoked, {} handle context(s) left to close",
+            hca_ref.instance,
+            (revoked + more) as u32,
+            contexts as u32
+        );
+        // SAFETY: once; the stack no longer refers to it (taken above).
+        unsafe { Hca::retire(hca) };
+    }
     irp.set_status(STATUS_SUCCESS, 0);
     irp.skip();
     let status = irp.call(ext.lower);
-    // SAFETY: the wait above is over, nothing is mapped, and `ext` is not
-    // used after this.
+    // SAFETY: the wait above is over, the Hca retired, nothing mapped, and
+    // `ext` is not used after this.
     unsafe { device::destroy(ext_ptr) };
     status
 }
 
-/// `IRP_MJ_POWER`, as the function driver and power policy owner of its
-/// device (the root test device, an HCA in flash-recovery mode):
+/// `IRP_MJ_POWER` of a stack device. The function driver is the power policy
+/// owner of its device (the root test device, an HCA in flash-recovery
+/// mode); a filter passes every power IRP down untouched, but for the one
+/// refusal both roles make:
 ///
 /// - system `QUERY_POWER` for a sleeping or hibernating state: refused
 ///   (`STATUS_DEVICE_BUSY`) while the write lease is held, so that a firmware
@@ -392,14 +479,13 @@ unsafe fn remove(ext_ptr: *mut DeviceExtension, irp: Irp, hold: RemoveLockGuard<
 ///   as Microsoft recommends).
 /// - device `SET_POWER`: to D0, down first and `PoSetPowerState` once the
 ///   lower drivers are done; to a lower state, `PoSetPowerState` and down.
+///   (These two: the function driver only.)
 /// - anything else: down.
 ///
 /// IRQL: PASSIVE_LEVEL (DO_POWER_PAGABLE); the completion routines and the
 /// power callback at <= DISPATCH_LEVEL. An IRP handled asynchronously keeps
 /// its remove-lock hold until it completes.
-pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: called by the I/O manager as a dispatch routine.
-    let (ext_ptr, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
+pub(crate) fn power(ext_ptr: *mut StackExtension, ext: &StackExtension, irp: Irp) -> NTSTATUS {
     let hold = match ext.remove_lock.acquire(irp) {
         Ok(hold) => hold,
         Err(status) => {
@@ -411,12 +497,13 @@ pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mu
     let stack = irp.stack();
     // SAFETY: IRP_MJ_POWER: `Power` is the live member.
     let power = unsafe { stack.Parameters.Power };
+    let function = ext.role.is_function();
     match (u32::from(stack.MinorFunction), power.Type) {
         (wdk_sys::IRP_MN_QUERY_POWER, _POWER_STATE_TYPE::SystemPowerState) => {
             // SAFETY: a system power IRP: `SystemState` is the live member.
             let system = unsafe { power.State.SystemState };
             if is_sleep(system) {
-                if let Err(status) = ext.core.lock().query_system_sleep() {
+                if let Some(Err(status)) = hca_of(ext).map(|hca| hca.core.lock().query_system_sleep()) {
                     trace!("QUERY_POWER S{}: refused, a firmware write may be under way", system - 1);
                     // SAFETY: a power IRP of ours, completed here.
                     unsafe { PoStartNextPowerIrp(irp.raw()) };
@@ -425,13 +512,13 @@ pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mu
             }
             pass_power_down(ext, irp)
         }
-        (wdk_sys::IRP_MN_SET_POWER, _POWER_STATE_TYPE::SystemPowerState) => {
+        (wdk_sys::IRP_MN_SET_POWER, _POWER_STATE_TYPE::SystemPowerState) if function => {
             irp.mark_pending();
             hold.keep();
             let _ = irp.call_with_completion(ext.lower, Some(on_system_power_set), ext_ptr.cast());
             STATUS_PENDING
         }
-        (wdk_sys::IRP_MN_SET_POWER, _POWER_STATE_TYPE::DevicePowerState) => {
+        (wdk_sys::IRP_MN_SET_POWER, _POWER_STATE_TYPE::DevicePowerState) if function => {
             // SAFETY: a device power IRP: `DeviceState` is the live member.
             let state = unsafe { power.State.DeviceState };
             if state == _DEVICE_POWER_STATE::PowerDeviceD0 {
@@ -440,12 +527,14 @@ pub(crate) unsafe extern "C" fn dispatch_power(fdo: *mut DEVICE_OBJECT, irp: *mu
                 let _ = irp.call_with_completion(ext.lower, Some(on_device_powered_up), ext_ptr.cast());
                 return STATUS_PENDING;
             }
+            let state = POWER_STATE { DeviceState: state };
             // SAFETY: our FDO's new state, recorded before it takes effect below.
-            let _ = unsafe {
-                PoSetPowerState(ext.fdo, _POWER_STATE_TYPE::DevicePowerState, POWER_STATE { DeviceState: state })
-            };
+            let _ = unsafe { PoSetPowerState(ext.device, _POWER_STATE_TYPE::DevicePowerState, state) };
             pass_power_down(ext, irp)
         }
+        // A filter passes everything else down untouched (the HCA's own
+        // driver owns its power policy), as the function driver does what
+        // is not above.
         _ => pass_power_down(ext, irp),
     }
 }
@@ -457,7 +546,7 @@ fn is_sleep(state: SYSTEM_POWER_STATE) -> bool {
 
 /// Passes a power IRP down untouched (`PoStartNextPowerIrp` first, as
 /// before Vista; a no-op since).
-fn pass_power_down(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
+fn pass_power_down(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     // SAFETY: a power IRP of ours, about to go down.
     unsafe { PoStartNextPowerIrp(irp.raw()) };
     irp.skip();
@@ -471,9 +560,9 @@ fn pass_power_down(ext: &DeviceExtension, irp: Irp) -> NTSTATUS {
 ///
 /// # Safety
 /// `irp` is an IRP of one of our devices, at our stack location.
-unsafe fn extension_of(irp: Irp) -> *mut DeviceExtension {
-    // SAFETY: (caller) our FDO, alive while its IRP is.
-    unsafe { DeviceExtension::from_fdo(irp.stack().DeviceObject) }
+unsafe fn extension_of(irp: Irp) -> *mut StackExtension {
+    // SAFETY: (caller) our FDO, alive while its IRP is: its extension is a StackExtension.
+    unsafe { (*irp.stack().DeviceObject).DeviceExtension.cast() }
 }
 
 /// A system `SET_POWER` came back up the stack: ask for the device power
@@ -483,7 +572,7 @@ unsafe extern "C" fn on_system_power_set(_fdo: *mut DEVICE_OBJECT, raw: *mut IRP
     let irp = unsafe { Irp::from_raw(raw) };
     // SAFETY: the extension dispatch_power passed as the context; alive while
     // the IRP holds its remove lock.
-    let ext = unsafe { &*context.cast::<DeviceExtension>() };
+    let ext = unsafe { &*context.cast::<StackExtension>() };
     // SAFETY: IRP_MJ_POWER: `Power` is the live member.
     let power = unsafe { irp.stack().Parameters.Power };
     // SAFETY: a system power IRP: `SystemState` is the live member.
@@ -520,7 +609,7 @@ unsafe extern "C" fn on_system_power_set(_fdo: *mut DEVICE_OBJECT, raw: *mut IRP
 /// Ends our part in a system power IRP from its completion routine: the next
 /// power IRP may come, and the remove-lock hold goes; the IRP completes (with
 /// `failed` as its status if given).
-fn finish_system_irp(ext: &DeviceExtension, irp: Irp, failed: Option<NTSTATUS>) -> NTSTATUS {
+fn finish_system_irp(ext: &StackExtension, irp: Irp, failed: Option<NTSTATUS>) -> NTSTATUS {
     if let Some(status) = failed {
         irp.set_status(status, 0);
     }
@@ -575,7 +664,7 @@ unsafe extern "C" fn on_device_powered_up(fdo: *mut DEVICE_OBJECT, raw: *mut IRP
     // SAFETY: the IRP dispatch_power passed down, back at our location.
     let irp = unsafe { Irp::from_raw(raw) };
     // SAFETY: the extension dispatch_power passed as the context.
-    let ext = unsafe { &*context.cast::<DeviceExtension>() };
+    let ext = unsafe { &*context.cast::<StackExtension>() };
     if nt_success(irp.status()) {
         let d0 = POWER_STATE { DeviceState: _DEVICE_POWER_STATE::PowerDeviceD0 };
         // SAFETY: our FDO is in D0 now.
@@ -586,16 +675,4 @@ unsafe extern "C" fn on_device_powered_up(fdo: *mut DEVICE_OBJECT, raw: *mut IRP
     // SAFETY: the hold dispatch_power kept for this IRP, released once.
     unsafe { ext.remove_lock.release(raw) };
     STATUS_SUCCESS // STATUS_CONTINUE_COMPLETION
-}
-
-/// `IRP_MJ_SYSTEM_CONTROL` (WMI): not a WMI provider, so passed down.
-pub(crate) unsafe extern "C" fn dispatch_system_control(fdo: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: called by the I/O manager as a dispatch routine.
-    let (_, ext, irp) = unsafe { DeviceExtension::enter(fdo, irp) };
-    let _hold = match ext.remove_lock.acquire(irp) {
-        Ok(hold) => hold,
-        Err(status) => return irp.complete(status, 0),
-    };
-    irp.skip();
-    irp.call(ext.lower)
 }

@@ -1,9 +1,9 @@
-//! Who may open the device, beyond the INF's default (SYSTEM and
-//! Administrators only): the registry value an administrator sets,
+//! Who may open a control device: SYSTEM and Administrators, plus the
+//! groups an administrator grants read access in the registry value
 //! `HKLM\SYSTEM\CurrentControlSet\Services\mlnx_hca\Parameters\ReadAccess`
-//! (`REG_SZ`, SIDs separated by `;`), read at every start and applied to the
-//! device objects tools open. A driver update rewrites the INF's settings but
-//! not this value. The descriptor itself is the core's
+//! (`REG_SZ`, SIDs separated by `;`), read when the control device is made
+//! (an HCA's first start) and set on it before it accepts an open. A driver
+//! update rewrites the INF's settings but not this value. The descriptor itself is the core's
 //! ([`DeviceSecurity`]); a value that is not a list of SIDs is refused whole
 //! and the default stays.
 //!
@@ -180,25 +180,15 @@ pub(crate) fn apply(object: PDEVICE_OBJECT, descriptor: &[u8]) -> NTSTATUS {
     unsafe { ZwSetSecurityObject(handle.0, wdk_sys::DACL_SECURITY_INFORMATION, descriptor.as_ptr().cast_mut().cast()) }
 }
 
-/// Applies the registry's grant, if any, to the device objects tools open
-/// (the PDO, whose name the link points to, and our FDO), and says so.
-pub(crate) fn apply_configured(objects: &[PDEVICE_OBJECT]) {
-    let Some(policy) = configured() else { return };
-    let descriptor = match policy.descriptor() {
-        Ok(descriptor) => descriptor,
-        Err(_) => {
-            trace!("security: no memory for the descriptor; only SYSTEM and Administrators may open");
-            return;
-        }
-    };
-    for &object in objects {
-        let status = apply(object, &descriptor);
-        if !nt_success(status) {
-            trace!("security: setting the descriptor failed: {:#x}; the INF's default stays", status);
-            return;
-        }
-    }
-    trace!("security: {} applied", policy.sddl().as_str());
+/// The descriptor of a control device made now: SYSTEM and Administrators,
+/// plus the registry's read grant if there is one (logged, with its bytes).
+/// `Err` if memory runs out (no control device is made then).
+pub(crate) fn descriptor_for_start() -> Result<Vec<u8>, ()> {
+    let policy = configured().unwrap_or(DeviceSecurity::ADMINISTRATORS_ONLY);
+    let descriptor = policy.descriptor().map_err(|_| {
+        trace!("security: no memory for the descriptor; no control device");
+    })?;
+    trace!("security: {} for the control device", policy.sddl().as_str());
     for (index, chunk) in descriptor.chunks(32).enumerate() {
         let mut hex = String::new();
         for byte in chunk {
@@ -206,4 +196,5 @@ pub(crate) fn apply_configured(objects: &[PDEVICE_OBJECT]) {
         }
         trace!("security: descriptor[{}]: {}", index * 32, hex.as_str());
     }
+    Ok(descriptor)
 }

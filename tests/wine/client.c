@@ -18,6 +18,8 @@
 #undef WIN32_NO_STATUS
 #include <ntstatus.h>
 #include <winternl.h>
+#include <setupapi.h>
+#include <initguid.h>
 #include <stdio.h>
 #include <string.h>
 #include "mlnx_hca_ioctl.h"
@@ -89,6 +91,79 @@ static HANDLE open_device(const char *path, DWORD access) {
     return CreateFileA(path, access, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
 }
 
+/* Discovery as the header describes it: the HCAs' device interface, the
+ * control device's name in each one's hardware key. The first HCA's control
+ * device name goes to `name`; the interface's own path (a link to the HCA's
+ * PDO, so an open of it reaches the stack device) to `iface_path`, and the
+ * PDO's name to `pdo` where the system reports it (Windows does; Wine's
+ * SetupAPI has no SPDRP_PHYSICAL_DEVICE_OBJECT_NAME). On failure `name` says
+ * which step failed. */
+static int discover(char *name, size_t name_len, char *iface_path, size_t iface_len, char *pdo, size_t pdo_len) {
+    iface_path[0] = 0;
+    pdo[0] = 0;
+    HDEVINFO set = SetupDiGetClassDevsA(&MLNX_HCA_INTERFACE_GUID, NULL, NULL, DIGCF_PRESENT | DIGCF_DEVICEINTERFACE);
+    if (set == INVALID_HANDLE_VALUE) {
+        snprintf(name, name_len, "SetupDiGetClassDevs: error %lu", GetLastError());
+        return 0;
+    }
+    SP_DEVICE_INTERFACE_DATA iface;
+    SP_DEVINFO_DATA dev;
+    union {
+        SP_DEVICE_INTERFACE_DETAIL_DATA_A detail;
+        char bytes[sizeof(SP_DEVICE_INTERFACE_DETAIL_DATA_A) + MAX_PATH];
+    } d;
+    memset(&iface, 0, sizeof iface);
+    memset(&dev, 0, sizeof dev);
+    memset(&d, 0, sizeof d);
+    iface.cbSize = sizeof iface;
+    dev.cbSize = sizeof dev;
+    d.detail.cbSize = sizeof d.detail;
+    int found = 0;
+    if (!SetupDiEnumDeviceInterfaces(set, NULL, &MLNX_HCA_INTERFACE_GUID, 0, &iface)) {
+        snprintf(name, name_len, "no interface enumerated: error %lu", GetLastError());
+    } else if (!SetupDiGetDeviceInterfaceDetailA(set, &iface, &d.detail, sizeof d, NULL, &dev)) {
+        snprintf(name, name_len, "SetupDiGetDeviceInterfaceDetail: error %lu", GetLastError());
+    } else {
+        snprintf(iface_path, iface_len, "%s", d.detail.DevicePath);
+        HKEY key = SetupDiOpenDevRegKey(set, &dev, DICS_FLAG_GLOBAL, 0, DIREG_DEV, KEY_READ);
+        DWORD type = 0, len = (DWORD)name_len;
+        if (key == INVALID_HANDLE_VALUE) {
+            snprintf(name, name_len, "SetupDiOpenDevRegKey: error %lu", GetLastError());
+        } else {
+            LONG rc = RegQueryValueExA(key, MLNX_HCA_CONTROL_DEVICE_VALUE, NULL, &type, (BYTE *)name, &len);
+            found = rc == 0 && type == REG_SZ;
+            if (!found) snprintf(name, name_len, "%s: error %ld, type %lu", MLNX_HCA_CONTROL_DEVICE_VALUE, rc, type);
+            RegCloseKey(key);
+        }
+        if (!SetupDiGetDeviceRegistryPropertyA(set, &dev, SPDRP_PHYSICAL_DEVICE_OBJECT_NAME, NULL, (BYTE *)pdo,
+                                               (DWORD)pdo_len, NULL))
+            pdo[0] = 0;
+    }
+    SetupDiDestroyDeviceInfoList(set);
+    return found;
+}
+
+/* An open of the stack device (by the interface's path, or by the PDO's
+ * name) is refused: the driver answers STATUS_INVALID_DEVICE_REQUEST. Wine's
+ * server hands out the handle without waiting for the driver's answer to the
+ * CREATE (server/device.c queues it with no async), so where the open
+ * "succeeds" every request on that handle must be refused the same way: the
+ * stack device serves no tool either way. */
+static void expect_stack_refused(const char *what, const char *stack_path) {
+    char line[2 * MAX_PATH];
+    HANDLE stack = open_device(stack_path, GENERIC_READ);
+    DWORD stack_error = GetLastError();
+    if (stack == INVALID_HANDLE_VALUE) {
+        snprintf(line, sizeof line, "an open of the stack device by %s (%s) is refused (error %lu)", what, stack_path,
+                 stack_error);
+        check(stack_error == ERROR_INVALID_FUNCTION, line);
+        return;
+    }
+    snprintf(line, sizeof line, "the stack device by %s (%s; the open was not refused): query", what, stack_path);
+    refused(stack, line, FW_QUERY_CRSPACE, NULL, 0, sizeof(FW_QUERY_CRSPACE_OUT), STATUS_INVALID_DEVICE_REQUEST);
+    CloseHandle(stack);
+}
+
 int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : "\\\\.\\mlnx_hca0";
     int noclose = argc > 2 && !strcmp(argv[2], "noclose");
@@ -108,6 +183,23 @@ int main(int argc, char **argv) {
         printf("%d passed, %d failed\n", passed, failed);
         fflush(stdout);
         ExitProcess(failed);
+    }
+
+    /* The control device is found through the device interface, and the
+     * stack device (the FDO on the PDO) serves no tool. */
+    char found[MAX_PATH] = "", iface_path[MAX_PATH] = "", pdo[MAX_PATH] = "";
+    int discovered = discover(found, sizeof found, iface_path, sizeof iface_path, pdo, sizeof pdo);
+    char line[MAX_PATH + 80];
+    snprintf(line, sizeof line, "the device interface names the control device (%s)", found);
+    check(discovered && strcmp(found, path) == 0, line);
+    if (iface_path[0])
+        expect_stack_refused("the interface's path", iface_path);
+    else
+        check(0, "the interface has a path");
+    if (pdo[0]) {
+        char stack_path[MAX_PATH + 32];
+        snprintf(stack_path, sizeof stack_path, "\\\\?\\GLOBALROOT%s", pdo);
+        expect_stack_refused("the PDO's name", stack_path);
     }
 
     /* The device has no namespace: a name after the device's is refused

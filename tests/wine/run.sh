@@ -12,7 +12,8 @@
 # exiting without closing its handles, uninstall, stop the service; then the
 # driver's own debug output (DbgPrint, in the Wine log) must show the device
 # started, the vanished client's contexts freed, REMOVE_DEVICE, unload, and
-# no outstanding pool allocation.
+# no outstanding pool allocation. Last, filter.sh runs mlnx_hca_filter.exe
+# against fake HCAs in the same prefix.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -48,8 +49,10 @@ BIN=$WORK/bin; mkdir -p "$BIN"
 $CC "${CFLAGS[@]}" -o "$BIN/install.exe" "$HERE/install.c" -lsetupapi -lnewdev
 $CC "${CFLAGS[@]}" -o "$BIN/uninstall.exe" "$HERE/uninstall.c" -lsetupapi
 # The client sees nothing of the driver but the public header.
-$CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c" -lntdll
+$CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c" -lntdll -lsetupapi -ladvapi32
 $CC "${CFLAGS[@]}" -o "$BIN/sddl.exe" "$HERE/sddl.c" -ladvapi32
+$CC "${CFLAGS[@]}" -o "$BIN/fakehca.exe" "$HERE/fakehca.c" -lsetupapi
+"$ROOT/tools/filter/build.sh" "$BIN" >/dev/null
 
 # An administrator grants read access to two groups (Users, Performance Log
 # Users) in the registry value the driver reads at start; Wine's own SDDL
@@ -115,12 +118,12 @@ expect "a context was created and freed" 'context .*freed'
 # The client that exited without closing: every context its pid created must
 # be freed by a CLOSE the I/O manager sent after it was gone.
 gone=$(sed -n 's/^client pid \([0-9]*\), device .*exits without closing.*/\1/p' "$OUT" | tr -d '\r')
-contexts=$(sed -n "s/^.*CREATE pid $gone: context \(0x[0-9a-f]*\),.*/\1/p" "$DRV")
+contexts=$(sed -n "s/^.*CREATE mlnx_hca0 pid $gone: context \(0x[0-9a-f]*\),.*/\1/p" "$DRV")
 if [ -z "$gone" ] || [ "$(echo "$contexts" | grep -c .)" != 2 ]; then
   echo "FAIL the vanished client (pid '${gone}') did not open its two handles"; fails=$((fails + 1))
 fi
 for c in $contexts; do
-  expect "context $c of the vanished client $gone freed at close" "CLOSE: context $c freed"
+  expect "context $c of the vanished client $gone freed at close" "CLOSE mlnx_hca0: context $c freed"
 done
 # The MDL path runs as far as Wine's memory manager goes (it maps nothing):
 # the BAR is page aligned on every host now.
@@ -128,7 +131,11 @@ expect "a read-only map built its MDL and reached the system mapping" 'MmMapLock
 expect "a read-write map built its MDL and reached the user mapping" 'MmMapLockedPagesSpecifyCache\(UserMode\) failed'
 # The administrator's read grant: the registry value read at start, turned
 # into the descriptor Windows' own conversion makes of the same SDDL.
-expect "the read grant was applied at start" "security: $(printf '%s' "$SDDL" | sed 's/[()]/\\&/g') applied"
+expect "the control device got the read grant's descriptor" "security: $(printf '%s' "$SDDL" | sed 's/[()]/\\&/g') for the control device"
+expect "the root test device has the function driver" 'AddDevice: function driver \(simulated 1\)'
+expect "the stack device refused an open (tools open the control device)" 'CREATE of the stack device refused'
+expect "the control device was made and served" 'START_DEVICE mlnx_hca0: .*filter 0\)'
+expect "REMOVE_DEVICE retired the HCA, no context left" 'REMOVE_DEVICE mlnx_hca0: 0 view\(s\) revoked, 0 handle context'
 want=$(tr -d '\r\n' < "$D/sddl.txt")
 got=$(sed -n 's/^.*security: descriptor\[[0-9]*\]: \([0-9a-f]*\).*$/\1/p' "$DRV" | tr -d '\n')
 if [ -n "$want" ] && [ "$got" = "$want" ]; then
@@ -141,4 +148,9 @@ expect "the driver unloaded" '[Uu]nload'
 expect "no outstanding allocation at unload" 'outstanding allocations: 0'
 if grep -Eq 'outstanding allocations: [1-9]' "$DRV"; then echo "FAIL leak at unload"; fails=$((fails + 1)); fi
 echo "wine: $fails driver-log check(s) failed"
-[ "$fails" = 0 ]
+
+# The filter installer, on fake HCAs in the same prefix (filter.sh).
+echo "--- mlnx_hca_filter.exe"
+filter_rc=0
+limited "the filter installer checks" "$HERE/filter.sh" "$D" || filter_rc=$?
+[ "$fails" = 0 ] && [ "$filter_rc" = 0 ]
