@@ -9,8 +9,15 @@
  * beside this file lists what is modelled, the properties, the bounds and
  * what is left out; run.sh runs the checks.
  *
+ * Tools open the HCA's control device (\Device\mlnx_hca<N>), whose IRPs
+ * take no remove lock and reach the HCA's `Hca` (its core), which lives from
+ * the first START to the driver's unload; the stack device (FDO or lower
+ * filter) handles PnP and power under its remove lock and serves no tool.
+ *
  * The actors (proctypes), all running at once as on Windows:
  *   Client(P1, A)       a thread of process P1: DeviceIoControl on handle A
+ *                       (with START_IN_MODEL it first opens A itself and
+ *                       duplicates it into P2 as D)
  *   Client(P2, D, B)    a thread of process P2: DeviceIoControl on D (the
  *                       duplicate of A: same file object F1) and on B (its
  *                       own CreateFile: file object F2), which it opens first
@@ -22,15 +29,25 @@
  *                       filters if it owns no view), its handle table is run
  *                       down (or, killed, closed early in the killer's
  *                       thread), its address space goes
- *   PnpManager          per scenario: QUERY_REMOVE (then REMOVE_DEVICE or
- *                       CANCEL_REMOVE) or SURPRISE_REMOVAL (then
- *                       REMOVE_DEVICE once no handle is open) at any time;
- *                       the uninstall when both tools have ended
+ *   PnpManager          START first with START_IN_MODEL; then per scenario:
+ *                       QUERY_REMOVE (then REMOVE_DEVICE or CANCEL_REMOVE)
+ *                       or SURPRISE_REMOVAL (then REMOVE_DEVICE at once:
+ *                       handles of the control device, which is not in the
+ *                       stack, do not hold it back) at any time; the
+ *                       uninstall when both tools have ended
+ *   PowerIrp            (POWER_IRP) a system power IRP (QUERY_POWER for a
+ *                       sleep) on the stack device at any time while it
+ *                       exists: the stack IRP the remove lock is for
+ *   Unload              DriverUnload once no device object of the driver is
+ *                       left (the stack device deleted, the control device
+ *                       deleted and unreferenced): free_graveyard frees the
+ *                       Hca
  *   init                sets the scene, then checks that nothing is left
  *
  * Configuration (-D, see run.sh): N1, N2, NVIEW, PNP (0 uninstall only,
  * 1 early QUERY_REMOVE, 2 early SURPRISE_REMOVAL), NO_B, NO_CLOSER1,
- * NO_CLOSER2, WITH_QUERY. Seeded bugs: SEED_<NAME> (README.md).
+ * NO_CLOSER2, WITH_QUERY, POWER_IRP, START_IN_MODEL. Seeded bugs:
+ * SEED_<NAME> (README.md).
  */
 
 /* ------------------------------------------------------------ bounds */
@@ -83,8 +100,10 @@
 #define INSUFFICIENT_RESOURCES 5
 #define DEVICE_BUSY            6
 
-/* core::PnpState (NotStarted, StopPending and Stopped are not modelled:
-   the device is started before the model begins, and stop is left out) */
+/* core::PnpState (StopPending and Stopped are not modelled: stop is left
+   out; NotStarted only with START_IN_MODEL, else the device is started
+   before the model begins) */
+#define NotStarted      0
 #define Started         1
 #define RemovePending   2
 #define SurpriseRemoved 3
@@ -92,7 +111,7 @@
 
 /* ------------------------------------------------------------ state */
 
-/* Device<WinPlatform> (src/core/device.rs), behind DeviceExtension::core */
+/* Device<WinPlatform> (src/core/device.rs), behind Hca::core */
 byte dev_state = Started;      /* Device::state */
 bool ca_exists[NFILE];         /* Device::cas[id].ca.is_some() */
 bool ca_cleaned[NFILE];        /* UmCa::cleaned_up */
@@ -113,15 +132,28 @@ byte proc_refs[NPROC];         /* ObfReferenceObject(process) held by UserView::
 bool bar_in_platform = true;   /* WinPlatform::bar is Some */
 bool bar_mapped = true;        /* BAR 0's system mapping (MmMapIoSpace / the pool) exists */
 
-/* DeviceExtension (src/windows/device.rs) */
-bool core_locked;              /* DeviceExtension::core: the FAST_MUTEX */
-byte rl_count = 1;             /* remove_lock: IO_REMOVE_LOCK IoCount (1: the
-                                  IoInitializeRemoveLock bias) */
+/* The Hca and the two device objects (src/windows/device.rs) */
+bool core_locked;              /* Hca::core: the FAST_MUTEX */
+bool hca_alive = true;         /* the Hca block exists (Hca::create at the first
+                                  START .. free_graveyard at unload) */
+bool hca_linked = true;        /* linked into DEVICES (Hca::create .. Hca::retire) */
+bool control_exists = true;    /* the control device exists, not deleted: the
+                                  I/O manager sends it creates (Hca::create ..
+                                  IoDeleteDevice in Hca::retire) */
+byte ctl_refs;                 /* the control device's reference count: a
+                                  create in flight, a file object until its
+                                  CLOSE has returned (IopDeleteFile) */
+byte rl_count = 1;             /* StackExtension::remove_lock: IO_REMOVE_LOCK
+                                  IoCount (1: the IoInitializeRemoveLock bias) */
 bool rl_removed;               /* IO_REMOVE_LOCK Removed */
 bool rl_event;                 /* IO_REMOVE_LOCK RemoveEvent (a notification event) */
-bool dev_linked = true;        /* linked into DEVICES (AddDevice .. destroy) */
-bool dev_alive = true;         /* the extension is not dropped (destroy: drop_in_place) */
+bool stack_alive = true;       /* the stack device's extension is not dropped
+                                  (device::destroy: drop_in_place) */
+bool stack_hca = true;         /* StackExtension::hca: stored by the first
+                                  START, swapped out by REMOVE_DEVICE */
 bool devices_locked;           /* DEVICES: the driver-wide FAST_MUTEX (src/windows/mod.rs) */
+bool notify_registered = true; /* process_notify is registered (DriverEntry .. unload) */
+byte notify_running;           /* calls of process_notify past the first filter */
 
 /* the I/O manager */
 bool h_open[NHANDLE];          /* the handle is in its process's handle table */
@@ -129,8 +161,6 @@ byte fo_handles[NFILE];        /* file object: handle count (CLEANUP when it rea
 byte fo_refs[NFILE];           /* file object: references: handles + IRPs in flight
                                   (CLOSE when it reaches 0) */
 bool fo_ctx[NFILE];            /* FsContext/FsContext2 carry our context (FileContext) */
-bool creating;                 /* an IRP_MJ_CREATE is in flight (its file object
-                                  references the device) */
 
 /* the process manager */
 bool exiting[NPROC];           /* termination began: no thread of it starts a request */
@@ -141,7 +171,7 @@ bool as_alive[NPROC];          /* its user address space exists */
 
 /* core::ViewOwners, counted by WinPlatform under the device lock and read by
    process_notify without any lock: VIEW_OWNERS (the driver's) and
-   DeviceExtension::owners (the device's). One bucket per process here: the
+   Hca::owners (the device's). One bucket per process here: the
    hash buckets of the code only add false positives, which take the slow
    path. */
 byte vo_all[NPROC];
@@ -160,7 +190,7 @@ hidden byte i, tn, tp, hv, hf, att;
 
 /* ------------------------------------------------------------ kernel primitives */
 
-/* ExAcquireFastMutex(&ext.core) (FastMutex::lock). Always the first
+/* ExAcquireFastMutex(&hca.core) (FastMutex::lock). Always the first
    statement of a d_step, right after the guard `!core_locked` that blocks
    the step while another thread holds the lock. */
 inline ExAcquireFastMutex() {
@@ -229,7 +259,8 @@ inline IrpReturned() {
   irp_done = false
 }
 
-/* IoAcquireRemoveLock(&ext.remove_lock, irp) (RemoveLock::acquire), as the
+/* IoAcquireRemoveLock(&ext.remove_lock, irp) (RemoveLock::acquire) of the
+   stack device (PnP and power IRPs; control-device IRPs take none), as the
    kernel does it (InterlockedIncrement(IoCount), then Removed is read; a
    removed lock gives its count back, sets the event at 0, and fails), and
    on failure the dispatch routine's `Err(status) => return
@@ -399,6 +430,11 @@ inline settle_lease(id) {
 inline Device_open(id) {
   if
   :: dev_state == Started -> ca_exists[id] = true; ca_cleaned[id] = false; st = SUCCESS
+  :: dev_state == NotStarted ->
+#ifdef REACH_OPEN_BEFORE_START
+     assert(false);           /* witness: a create reaches the control device before Device::start */
+#endif
+     st = DEVICE_BUSY
   :: dev_state == RemovePending || dev_state == SurpriseRemoved || dev_state == Removed -> st = DELETE_PENDING
   fi
 }
@@ -560,19 +596,40 @@ inline drop_bar() {
 
 /* ------------------------------------------------------------ the I/O manager and the dispatch routines (src/windows/dispatch.rs) */
 
-/* How a dispatch routine is cut into steps. First step: `enter` and
-   IoAcquireRemoveLock (failing: completed with STATUS_DELETE_PENDING).
-   Second step: the rest: the device lock taken (the step waits while it is
-   held), one core call, the lock released (the FastMutexGuard is dropped at
-   the end of its statement), IoCompleteRequest, and the remove lock
-   released (`_hold` dropped at the return); then what the I/O manager does
-   when the IRP has completed (its reference on the file object goes).
-   Running a device-lock critical section as one step loses no interleaving:
-   nothing under the lock blocks or takes another lock, and nothing done
-   under it is seen by others before the release (acquire is a right mover,
-   release a left mover: Lipton's reduction; releasing the remove lock and a
-   file object reference are left movers too). IRPs are synchronous: none is
-   pended, so none is cancelled. */
+/* How a dispatch routine is cut into steps. A control-device IRP: first
+   step `enter` (control_enter); second step the rest: the device lock
+   taken (the step waits while it is held), one core call, the lock released
+   (the FastMutexGuard is dropped at the end of its statement),
+   IoCompleteRequest; then what the I/O manager does when the IRP has
+   completed (its reference on the file object goes). A stack-device IRP
+   (PnP, power) is the same with IoAcquireRemoveLock in its first step and
+   the remove lock's release in its second. Running a device-lock critical
+   section as one step loses no interleaving: nothing under the lock blocks
+   or takes another lock, and nothing done under it is seen by others before
+   the release (acquire is a right mover, release a left mover: Lipton's
+   reduction; releasing the remove lock and a file object reference are left
+   movers too). IRPs are synchronous: none is pended, so none is cancelled. */
+
+/* The first step of a control-device IRP. It takes no remove lock: it never
+   touches the stack, and the Hca it reaches lives until unload, which comes
+   only after the control device's last reference. SEED: it takes the stack
+   device's remove lock, as when the stack device served tools itself. */
+inline control_enter() {
+#ifndef SEED_CONTROL_USES_STACK_REMOVE_LOCK
+  ok = true
+#else
+  assert(stack_alive);        /* the remove lock is in the stack device's extension */
+  IoAcquireRemoveLock()
+#endif
+}
+
+/* The end of a control-device IRP's dispatch, after IoCompleteRequest. */
+inline control_leave() {
+#ifdef SEED_CONTROL_USES_STACK_REMOVE_LOCK
+  IoReleaseRemoveLock();
+#endif
+  IrpReturned()
+}
 
 /* ObDereferenceObject(FileObject): `last` when the reference was the last:
    the caller then sends IRP_MJ_CLOSE (IopDeleteFile) from its thread. */
@@ -590,26 +647,27 @@ inline leave_kernel(intail) {
 }
 
 /* IopDeleteFile -> dispatch_close (IRP_MJ_CLOSE), when `last`: in the thread
-   that dropped the file object's last reference (any process). Written as
-   an option of an `if` (its first step is guarded by `last`). */
+   that dropped the file object's last reference (any process); then the
+   file object's reference on the control device goes. Written as an option
+   of an `if` (its first step is guarded by `last`). */
 inline dispatch_close(f, intail) {
-  d_step { last -> last = false; IoAcquireRemoveLock() }
+  d_step { last -> last = false; control_enter() }
   if
   :: d_step {
        ok && fo_ctx[f] && !core_locked ->                       /* FileContext::load */
-       ExAcquireFastMutex(); assert(dev_alive); Device_close(f); ExReleaseFastMutex();
-       fo_ctx[f] = false;                                      /* FileContext::clear */
-       IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned();
-       leave_kernel(intail)
-     }
-  :: d_step { ok && !fo_ctx[f] -> IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned(); leave_kernel(intail) }
-  :: d_step {
-       !ok ->
 #ifdef REACH_LATE_CLOSE
-       assert(false);         /* witness: a CLOSE after REMOVE_DEVICE: its context goes with the device */
+       assert(hca_linked);    /* witness: a CLOSE after REMOVE_DEVICE frees its context in the retired Hca */
 #endif
+       ExAcquireFastMutex(); assert(hca_alive); Device_close(f); ExReleaseFastMutex();
+       fo_ctx[f] = false;                                      /* FileContext::clear */
+       IoCompleteRequest(); control_leave();
+       assert(ctl_refs > 0); ctl_refs--;
        leave_kernel(intail)
      }
+  :: d_step {
+       ok && !fo_ctx[f] -> IoCompleteRequest(); control_leave(); assert(ctl_refs > 0); ctl_refs--; leave_kernel(intail)
+     }
+  :: d_step { !ok -> assert(ctl_refs > 0); ctl_refs--; leave_kernel(intail) }
   fi
 }
 
@@ -629,13 +687,13 @@ inline NtClose_begin(h) {
    the file object, and dispatch_close if that was the last. */
 inline NtClose_rest(intail) {
   if
-  :: d_step { last -> last = false; IoAcquireRemoveLock() }   /* dispatch_cleanup: enter */
+  :: d_step { last -> last = false; control_enter() }          /* dispatch_cleanup: enter */
      if
 #ifndef SEED_RELEASE_LEASE_BEFORE_UNMAP
      :: d_step {
           ok && fo_ctx[f] && !core_locked ->                     /* FileContext::load */
-          ExAcquireFastMutex(); assert(dev_alive); Device_cleanup(f); ExReleaseFastMutex();
-          IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned();
+          ExAcquireFastMutex(); assert(hca_alive); Device_cleanup(f); ExReleaseFastMutex();
+          IoCompleteRequest(); control_leave();
           IoDereferenceFile(f)
         }
 #else
@@ -644,7 +702,7 @@ inline NtClose_rest(intail) {
         the two, read-write views live without the lease. */
      :: d_step {
           ok && fo_ctx[f] && !core_locked ->
-          ExAcquireFastMutex(); assert(dev_alive);
+          ExAcquireFastMutex(); assert(hca_alive);
           if
           :: ca_exists[f] && !ca_cleaned[f] && lease_holder == f ->
              lease_holder = 0; lease_pid = NONE; lease_wviews = 0
@@ -654,12 +712,12 @@ inline NtClose_rest(intail) {
         }
         d_step {
           !core_locked ->
-          ExAcquireFastMutex(); assert(dev_alive); Device_cleanup(f); ExReleaseFastMutex();
-          IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned();
+          ExAcquireFastMutex(); assert(hca_alive); Device_cleanup(f); ExReleaseFastMutex();
+          IoCompleteRequest(); control_leave();
           IoDereferenceFile(f)
         }
 #endif
-     :: d_step { ok && !fo_ctx[f] -> IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned(); IoDereferenceFile(f) }
+     :: d_step { ok && !fo_ctx[f] -> IoCompleteRequest(); control_leave(); IoDereferenceFile(f) }
      :: d_step { !ok -> IoDereferenceFile(f) }
      fi
   :: d_step { !last -> IoDereferenceFile(f) }                  /* not the last handle: no IRP */
@@ -675,15 +733,18 @@ inline NtClose_rest(intail) {
    reference on the file object goes; IRP_MJ_CLOSE from here if the handles
    were closed meanwhile). */
 inline dispatch_device_control(f) {
-  d_step { IoAcquireRemoveLock() }
+  d_step { control_enter() }
   if
   :: d_step {
        ok && !core_locked ->
        /* FileContext::load: the IRP references the file object, so CLOSE
           has not run, and the handle came from a successful create */
        assert(fo_ctx[f]);
-       ExAcquireFastMutex(); assert(dev_alive); Device_device_control(f, req, va); ExReleaseFastMutex();
-       IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned();
+#ifdef REACH_REQUEST_AFTER_REMOVE
+       assert(dev_state != Removed);   /* witness: a request reaches the removed core (STATUS_DELETE_PENDING) */
+#endif
+       ExAcquireFastMutex(); assert(hca_alive); Device_device_control(f, req, va); ExReleaseFastMutex();
+       IoCompleteRequest(); control_leave();
        st = 0; req = 0; va = 0;
        IoDereferenceFile(f);
 #ifdef REACH_CLOSE_AFTER_REQUEST
@@ -691,13 +752,7 @@ inline dispatch_device_control(f) {
 #endif
        skip
      }
-  :: d_step {
-       !ok ->
-#ifdef REACH_REQUEST_AFTER_REMOVE
-       assert(false);         /* witness: a request in flight meets the removed remove lock */
-#endif
-       req = 0; va = 0; IoDereferenceFile(f)
-     }
+  :: d_step { !ok -> req = 0; va = 0; IoDereferenceFile(f) }
   fi;
   if
   :: dispatch_close(f, 1)
@@ -721,42 +776,75 @@ inline dispatch_device_control(f) {
 
 /* The I/O manager after IRP_MJ_CREATE: ObInsertObject: the handle takes
    the create's reference; a failed create's file object goes without
-   CLEANUP or CLOSE. */
+   CLEANUP or CLOSE, and with it its reference on the control device. */
 inline IoCreateFile_done(h) {
   if
   :: st == SUCCESS -> h_open[h] = true; fo_handles[f] = 1
-  :: else -> fo_refs[f] = 0
+  :: else -> fo_refs[f] = 0; assert(ctl_refs > 0); ctl_refs--
   fi;
-  creating = false; st = 0;
+  st = 0;
   leave_kernel(1)
 }
 
-/* A thread of process `cur` issuing DeviceIoControl on h1 (and h2). With
-   h2 = H_B it first opens B (CreateFile: IRP_MJ_CREATE). */
-proctype Client(byte cur; byte h1; byte h2; byte n)
-{
-  byte f, req, va, st;
-  bool ok, irp_done, last;
-
+/* CreateFile(h) in a thread of `cur`: while the control device exists,
+   IopParseDevice makes the file object (referenced by the create), takes a
+   reference on the device and sends IRP_MJ_CREATE (dispatch_create);
+   otherwise the name is not there (before START, or after IoDeleteDevice
+   in REMOVE_DEVICE): STATUS_OBJECT_NAME_NOT_FOUND, no IRP. */
+inline CreateFile(h) {
   if
   :: d_step {
-       h2 == H_B && !exiting[cur] ->
-       /* CreateFile: IopParseDevice makes the file object, referenced by the
-          create, and sends IRP_MJ_CREATE: dispatch_create, enter */
-       f = FILE_OF(h2); fo_refs[f] = 1; creating = true; inflight[cur]++;
-       IoAcquireRemoveLock();
+       !exiting[cur] && control_exists ->
+       f = FILE_OF(h); fo_refs[f] = 1; ctl_refs++; inflight[cur]++;
+       control_enter();
        if :: !ok -> st = DELETE_PENDING :: else fi
      }
      if
      :: d_step {
           ok && !core_locked ->
-          ExAcquireFastMutex(); assert(dev_alive); Device_open(f); ExReleaseFastMutex();
+#ifdef REACH_CREATE_RACING_DELETE
+          assert(control_exists);   /* witness: a create sent before IoDeleteDevice reaches the removed core */
+#endif
+          ExAcquireFastMutex(); assert(hca_alive); Device_open(f); ExReleaseFastMutex();
           if :: st == SUCCESS -> fo_ctx[f] = true :: else fi;   /* FileContext::store */
-          IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned();
-          IoCreateFile_done(h2)
+          IoCompleteRequest(); control_leave();
+          IoCreateFile_done(h)
         }
-     :: d_step { !ok -> IoCreateFile_done(h2) }
+     :: d_step { !ok -> IoCreateFile_done(h) }
      fi
+  :: d_step {
+       !exiting[cur] && !control_exists ->
+#ifdef REACH_OPEN_WITHOUT_CONTROL_DEVICE
+       assert(false);         /* witness: an open finds no control device (not made yet, or deleted) */
+#endif
+       skip
+     }
+  :: d_step { exiting[cur] -> skip }
+  fi
+}
+
+/* A thread of process `cur` issuing DeviceIoControl on h1 (and h2). With
+   h2 = H_B it first opens B (CreateFile: IRP_MJ_CREATE). With
+   START_IN_MODEL, P1's thread first opens A and duplicates it into P2
+   (DuplicateHandle: handle D, the same file object), unless P2 is ending. */
+proctype Client(byte cur; byte h1; byte h2; byte n)
+{
+  byte f, req, va, st;
+  bool ok, irp_done, last;
+
+#ifdef START_IN_MODEL
+  if
+  :: cur == P1 ->
+     CreateFile(H_A);
+     if
+     :: d_step { h_open[H_A] && !exiting[P1] && !exiting[P2] -> h_open[H_D] = true; fo_handles[F1]++; fo_refs[F1]++ }
+     :: else
+     fi
+  :: else
+  fi;
+#endif
+  if
+  :: h2 == H_B -> CreateFile(H_B)
   :: else
   fi;
 
@@ -815,29 +903,31 @@ proctype Closer(byte cur; byte h)
 inline PspExitProcess() {
 #ifndef SEED_NO_PROCESS_NOTIFY
   if
+  :: d_step { !notify_registered -> gone[cur] = true; assert(lease_pid != cur) }  /* unloaded: not called */
   :: d_step {
-       vo_all[cur] == 0 ->                                       /* !VIEW_OWNERS.may_own(pid) */
+       notify_registered && vo_all[cur] == 0 ->                  /* !VIEW_OWNERS.may_own(pid) */
 #ifdef REACH_EXIT_FAST_PATH
        assert(!(as_alive[P1] && as_alive[P2]));  /* witness: a process ends past the filter while the other runs */
 #endif
        gone[cur] = true; assert(lease_pid != cur)
      }
-  :: else ->
+  :: d_step { notify_registered && vo_all[cur] != 0 -> notify_running++ }
      atomic { !devices_locked -> devices_locked = true }
      if
-     :: d_step {                                                 /* devices.for_each: !ext.owners.may_own */
-          dev_linked && vo_dev[cur] == 0 ->
+     :: d_step {                                                 /* devices.for_each: !hca.owners.may_own */
+          hca_linked && vo_dev[cur] == 0 ->
           devices_locked = false;
           gone[cur] = true; assert(lease_pid != cur)
         }
      :: d_step {
-          dev_linked && vo_dev[cur] != 0 && !core_locked ->
-          ExAcquireFastMutex(); assert(dev_alive); Device_process_exited(cur); ExReleaseFastMutex();
+          hca_linked && vo_dev[cur] != 0 && !core_locked ->
+          ExAcquireFastMutex(); assert(hca_alive); Device_process_exited(cur); ExReleaseFastMutex();
           devices_locked = false;
           gone[cur] = true; assert(lease_pid != cur)            /* the lease never stays with it */
         }
-     :: d_step { !dev_linked -> devices_locked = false; gone[cur] = true; assert(lease_pid != cur) }
-     fi
+     :: d_step { !hca_linked -> devices_locked = false; gone[cur] = true; assert(lease_pid != cur) }
+     fi;
+     notify_running--
   fi
 #else
   gone[cur] = true      /* SEED: the notification never reaches the driver */
@@ -896,7 +986,29 @@ proctype ProcessExit(byte cur; byte ha; byte hb)
   }
 }
 
-/* ------------------------------------------------------------ PnP (src/windows/pnp.rs) */
+/* ------------------------------------------------------------ PnP and power (src/windows/pnp.rs) */
+
+/* dispatch_pnp(IRP_MN_START_DEVICE) -> start() (START_IN_MODEL): down and
+   back (forward_and_wait, no lock held), BAR 0 mapped; at the first start
+   Hca::create: the block and its core (NotStarted), linked into DEVICES
+   under its lock (the process-exit notification may meet it from here; it
+   owns no view), then the control device (IoCreateDevice, its descriptor,
+   DO_DEVICE_INITIALIZING cleared: creates reach it from here, and the core
+   answers STATUS_DEVICE_BUSY until it starts), ext.hca stored; then, under
+   the device lock, BAR 0 handed to the platform and Device::start; then the
+   names (link, interface: not modelled). */
+inline pnp_start() {
+  d_step { IoAcquireRemoveLock(); assert(ok); bar_mapped = true; bar = true }
+  d_step { !devices_locked -> hca_alive = true; hca_linked = true }
+  d_step { control_exists = true; stack_hca = true }
+  d_step {
+    !core_locked ->
+    ExAcquireFastMutex(); assert(hca_alive);
+    bar_in_platform = true; bar = false; dev_state = Started;
+    ExReleaseFastMutex();
+    IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned()
+  }
+}
 
 /* dispatch_pnp(IRP_MN_QUERY_REMOVE_DEVICE) -> query(): the core decides;
    a refusal is completed here, an agreement passed down. (The PnP IRPs'
@@ -906,8 +1018,8 @@ proctype ProcessExit(byte cur; byte ha; byte hb)
 inline pnp_query_remove() {
   d_step {
     !core_locked ->
-    IoAcquireRemoveLock(); assert(ok);
-    ExAcquireFastMutex(); assert(dev_alive); Device_query_remove(); ExReleaseFastMutex();
+    IoAcquireRemoveLock(); assert(ok && stack_alive && stack_hca);
+    ExAcquireFastMutex(); assert(hca_alive); Device_query_remove(); ExReleaseFastMutex();
     if
     :: st == SUCCESS -> IoCallDriver()                         /* set_status, skip, call */
     :: else ->
@@ -929,8 +1041,8 @@ inline pnp_query_remove() {
 inline pnp_cancel_remove() {
   d_step {
     !core_locked ->
-    IoAcquireRemoveLock(); assert(ok);
-    ExAcquireFastMutex(); assert(dev_alive);
+    IoAcquireRemoveLock(); assert(ok && stack_alive && stack_hca);
+    ExAcquireFastMutex(); assert(hca_alive);
     if :: dev_state == RemovePending -> dev_state = Started :: else fi;
     ExReleaseFastMutex();
     IoCompleteRequest(); IoReleaseRemoveLock(); IrpReturned()
@@ -941,8 +1053,8 @@ inline pnp_cancel_remove() {
 inline pnp_surprise_removal() {
   d_step {
     !core_locked ->
-    IoAcquireRemoveLock(); assert(ok);
-    ExAcquireFastMutex(); assert(dev_alive);
+    IoAcquireRemoveLock(); assert(ok && stack_alive && stack_hca);
+    ExAcquireFastMutex(); assert(hca_alive);
     Device_revoke_all();                                      /* Device::surprise_remove */
     if :: dev_state != Removed -> dev_state = SurpriseRemoved :: else fi;
     release_bar();
@@ -954,12 +1066,18 @@ inline pnp_surprise_removal() {
   d_step { IoCallDriver(); IoReleaseRemoveLock(); IrpReturned() }
 }
 
-/* dispatch_pnp(IRP_MN_REMOVE_DEVICE) -> remove(), then device::destroy. */
+/* dispatch_pnp(IRP_MN_REMOVE_DEVICE) -> remove(): the core removed (every
+   view revoked, STATUS_DELETE_PENDING from here), the remove lock's wait
+   (every stack IRP in flight finishes), ext.hca taken, the core removed
+   again and BAR 0 released; Hca::retire (out of DEVICES into GRAVEYARD, the
+   control device deleted: new opens fail, open handles keep reaching the
+   Hca); down; device::destroy (IoDetachDevice, drop_in_place, IoDeleteDevice
+   of the stack device). */
 inline pnp_remove_device() {
   d_step {
     !core_locked ->
-    IoAcquireRemoveLock(); assert(ok);
-    ExAcquireFastMutex(); assert(dev_alive);
+    IoAcquireRemoveLock(); assert(ok && stack_alive);
+    ExAcquireFastMutex(); assert(hca_alive);
     Device_revoke_all(); dev_state = Removed;                  /* Device::remove */
 #ifndef SEED_WAIT_UNDER_CORE_LOCK
     ExReleaseFastMutex()
@@ -980,41 +1098,81 @@ inline pnp_remove_device() {
 #endif
   d_step {
     !core_locked ->
-    ExAcquireFastMutex(); assert(dev_alive);
+    stack_hca = false;                                         /* ext.hca.swap(null) */
+    ExAcquireFastMutex(); assert(hca_alive);
     Device_revoke_all(); dev_state = Removed;                  /* Device::remove again */
     release_bar();
     ExReleaseFastMutex()
   }
   drop_bar();
-  /* down; then device::destroy: DEVICES.lock(), unlink; IoDetachDevice;
-     drop_in_place(ext) (the core, with any context a late CLOSE could not
-     free); IoDeleteDevice */
+  /* Hca::retire: DEVICES.lock(), unlink; GRAVEYARD; IoDeleteDevice(control) */
   d_step {
     !devices_locked ->
-    IoCallDriver();
-    dev_linked = false
+    hca_linked = false;
+    control_exists = false;
+#ifdef SEED_FREE_HCA_AT_REMOVE
+    assert(!core_locked);
+    hca_alive = false         /* SEED: the Hca freed here, not at unload */
+#endif
+    skip
   }
+  /* down; then device::destroy */
   d_step {
-    assert(!core_locked && !dev_linked && live_views == 0 && !bar_in_platform);
-    dev_alive = false;
-    ca_exists[F1] = false; ca_cleaned[F1] = false;
-    ca_exists[F2] = false; ca_cleaned[F2] = false;
+    IoCallDriver();
+    assert(rl_count == 0 && rl_removed);                       /* no stack IRP is in flight */
+    stack_alive = false;
     IrpReturned()
   }
 }
 
-/* The PnP manager, in a system thread, one PnP IRP at a time. PNP 1: a
-   query-remove at any time (agreed: REMOVE_DEVICE; refused:
-   CANCEL_REMOVE). PNP 2: a surprise removal at any time, then REMOVE_DEVICE
-   once no handle is open (Windows waits for every reference, i.e. every
-   CLOSE; the model only for the handles, so IRPs in flight and CLOSEs race
-   the remove). Then, if the device is still there once both tools have
-   ended, the uninstall: query-remove, which must be agreed, and remove. */
+/* A system QUERY_POWER for a sleeping state on the stack device
+   (dispatch -> pnp::power), sent by the power manager while the device
+   object exists: the remove lock, then, if the stack has its Hca, the core's
+   answer under the device lock (Device::query_system_sleep: refused while
+   the write lease is held), then down or completed, and the hold released. */
+proctype PowerIrp()
+{
+  byte st;
+  bool ok, irp_done;
+
+  if
+  :: d_step { stack_alive -> IoAcquireRemoveLock() }
+     if
+     :: d_step {
+          ok && !core_locked ->
+          assert(stack_alive);                                 /* ext is read */
+          if
+          :: stack_hca ->
+             ExAcquireFastMutex(); assert(hca_alive);
+             if :: lease_holder != 0 -> st = DEVICE_BUSY :: else -> st = SUCCESS fi;
+             ExReleaseFastMutex()
+          :: else -> st = SUCCESS
+          fi;
+          if :: st == SUCCESS -> IoCallDriver() :: else -> IoCompleteRequest() fi;
+          IoReleaseRemoveLock(); IrpReturned(); st = 0
+        }
+     :: d_step { !ok -> skip }
+     fi
+  :: d_step { !stack_alive -> skip }
+  fi
+}
+
+/* The PnP manager, in a system thread, one PnP IRP at a time. START first
+   with START_IN_MODEL. PNP 1: a query-remove at any time (agreed:
+   REMOVE_DEVICE; refused: CANCEL_REMOVE). PNP 2: a surprise removal at any
+   time, then REMOVE_DEVICE at once (Windows waits for the handles of the
+   stack's own device objects, which tools never hold: the control device
+   is not in the stack). Then, if the device is still there once both tools
+   have ended, the uninstall: query-remove, which must be agreed, and
+   remove. */
 proctype PnpManager()
 {
   byte cur = SYSTEM, st;
   bool ok, irp_done, bar, removed;
 
+#ifdef START_IN_MODEL
+  pnp_start();
+#endif
 #if PNP == 1
   pnp_query_remove();
   if
@@ -1024,7 +1182,6 @@ proctype PnpManager()
 #endif
 #if PNP == 2
   pnp_surprise_removal();
-  (fo_handles[F1] == 0 && fo_handles[F2] == 0 && !creating);
   pnp_remove_device();
   removed = true;
 #endif
@@ -1039,18 +1196,52 @@ proctype PnpManager()
   fi
 }
 
+/* DriverUnload, which the I/O manager calls once no device object of the
+   driver is left: the stack device deleted, the control device deleted and
+   its last reference gone (every file object's CLOSE returned, no create in
+   flight). It removes the process notification (which waits for running
+   calls), then free_graveyard drops and frees the Hca: nothing can reach it
+   any more. */
+proctype Unload()
+{
+  (!stack_alive && !control_exists && ctl_refs == 0);
+  /* PsSetCreateProcessNotifyRoutineEx(process_notify, TRUE): no new call,
+     and the running ones finish first */
+  notify_registered = false;
+  (notify_running == 0);
+  d_step {
+    assert(!core_locked && !devices_locked && !hca_linked);
+    assert(!ca_exists[F1] && !ca_exists[F2]);        /* every context went at its CLOSE */
+    assert(live_views == 0 && !bar_in_platform);
+#ifndef SEED_FREE_HCA_AT_REMOVE
+    assert(hca_alive);
+#endif
+#ifdef REACH_UNLOAD_WHILE_A_TOOL_RUNS
+    assert(!(as_alive[P1] || as_alive[P2]));  /* witness: the driver unloads while a tool (no handle left) lives on */
+#endif
+    hca_alive = false
+  }
+}
+
 init
 {
   atomic {
+#ifndef START_IN_MODEL
     /* Before the model starts: DriverEntry (the process notification
-       registered), AddDevice (linked into DEVICES), START_DEVICE (BAR 0
-       mapped, Device::start); P1's CreateFile (IRP_MJ_CREATE: context F1,
-       handle A) and DuplicateHandle(A) into P2 (handle D, the same file
-       object). */
-    as_alive[P1] = true; as_alive[P2] = true; as_alive[SYSTEM] = true;
+       registered), AddDevice, START_DEVICE (BAR 0 mapped, the Hca linked
+       into DEVICES, the control device made, Device::start); P1's
+       CreateFile (IRP_MJ_CREATE: context F1, handle A) and
+       DuplicateHandle(A) into P2 (handle D, the same file object). */
     ca_exists[F1] = true; fo_ctx[F1] = true;
     h_open[H_A] = true; h_open[H_D] = true;
-    fo_handles[F1] = 2; fo_refs[F1] = 2;
+    fo_handles[F1] = 2; fo_refs[F1] = 2; ctl_refs = 1;
+#else
+    /* Before the model starts: DriverEntry and AddDevice only. */
+    dev_state = NotStarted;
+    hca_alive = false; hca_linked = false; control_exists = false; stack_hca = false;
+    bar_in_platform = false; bar_mapped = false;
+#endif
+    as_alive[P1] = true; as_alive[P2] = true; as_alive[SYSTEM] = true;
 
     run Client(P1, H_A, 0, N1);
 #ifndef NO_B
@@ -1066,7 +1257,11 @@ init
 #endif
     run ProcessExit(P1, H_A, 0);
     run ProcessExit(P2, H_D, H_B);
-    run PnpManager()
+    run PnpManager();
+#ifdef POWER_IRP
+    run PowerIrp();
+#endif
+    run Unload()
   }
   /* every actor has finished (a deadlock leaves init blocked here: an
      invalid end state) */
@@ -1076,8 +1271,9 @@ init
   (_nr_pr == 2);          /* the never claim counts as a process too */
 #endif
   d_step {
-    /* after all handles closed and removal completed, nothing is left */
-    assert(!dev_alive && !dev_linked && dev_state == Removed);
+    /* after all handles closed, removal completed and the driver unloaded,
+       nothing is left */
+    assert(!hca_alive && !hca_linked && !stack_alive && !control_exists && dev_state == Removed);
     assert(live_views == 0 && lease_holder == 0 && lease_pid == NONE);
     for (i : 0 .. NVIEW - 1) { assert(!v_mapped[i] && v_file[i] == 0) }
     for (i : 1 .. NFILE - 1) {
@@ -1088,7 +1284,7 @@ init
     assert(!as_alive[P1] && !as_alive[P2]);
     assert(!bar_in_platform && !bar_mapped);
     assert(rl_count == 0 && rl_removed);
-    assert(!core_locked && !devices_locked && !creating);
+    assert(!core_locked && !devices_locked && ctl_refs == 0);
     i = 0;
 #ifdef LIVENESS
     done = true
