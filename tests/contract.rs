@@ -560,6 +560,40 @@ fn a_view_goes_only_into_the_process_that_asked() {
     assert_idle(&hca);
 }
 
+/// A 32-bit (WOW64) caller can only use addresses below 4 GiB. Windows puts
+/// its views there; the driver still checks, and a view placed out of its
+/// reach is given back: the map fails with the resources status and leaves
+/// nothing (no view, no entry, no lease). The simulator's views are host
+/// `mmap`s above 4 GiB, so every map of a 32-bit caller here takes that path.
+#[test]
+fn a_32bit_caller_never_gets_a_view_it_cannot_address() {
+    let hca = SimHca::new();
+    let h = hca.open(A, SimAccess::ReadWrite);
+    let va = map(&h, false, 0xF0014, 4).unwrap();
+    assert!(va >> 32 != 0, "the host maps above 4 GiB ({va:#x}), which this test relies on");
+    for code in [FW_MAP_CRSPACE_RO, FW_MAP_CRSPACE_RW] {
+        let mut out = [0xA5u8; 8];
+        let answer = st(h.ioctl_from(Origin::Caller32, code, &map_in(0, 0x1000, 8), &mut out));
+        assert_eq!(answer, Err(Status::INSUFFICIENT_RESOURCES), "code {code:#x}");
+        assert_eq!(out, [0xA5; 8], "the output is left as it was");
+        assert_eq!(hca.live_views(), 1, "the view it could not use was unmapped");
+        assert_eq!(hca.writer_pid(), None, "and no lease was taken");
+    }
+    // Everything else works for it as for anyone.
+    let mut out = [0u8; 24];
+    assert_eq!(st(h.ioctl_from(Origin::Caller32, FW_QUERY_CRSPACE, &[], &mut out)), Ok(24));
+    assert_eq!(QueryCrSpaceOut::from_bytes(&out).unwrap().mapping_count, 1);
+    let bad = map_in(0, 0xF0016, 4);
+    assert_eq!(
+        st(h.ioctl_from(Origin::Caller32, FW_MAP_CRSPACE_RO, &bad, &mut [0u8; 8])),
+        Err(Status::INVALID_PARAMETER)
+    );
+    let gone = UnmapCrSpaceIn { va: 0x1000 }.to_bytes();
+    assert_eq!(st(h.ioctl_from(Origin::Caller32, FW_UNMAP_CRSPACE, &gone, &mut [])), Err(Status::INVALID_PARAMETER));
+    unmap(&h, va).unwrap();
+    assert_idle(&hca);
+}
+
 #[test]
 fn the_system_stays_awake_exactly_while_the_lease_is_held() {
     let hca = SimHca::new();

@@ -70,7 +70,12 @@ fn unmap_input() -> impl Strategy<Value = Input> {
 
 /// Mostly the tool's own request; sometimes one a driver forwarded.
 fn origin() -> impl Strategy<Value = Origin> {
-    prop_oneof![14 => Just(Origin::Caller), 1 => Just(Origin::KernelMode), 1 => Just(Origin::WorkerThread)]
+    prop_oneof![
+        13 => Just(Origin::Caller),
+        1 => Just(Origin::Caller32),
+        1 => Just(Origin::KernelMode),
+        1 => Just(Origin::WorkerThread)
+    ]
 }
 
 fn out_len(block: usize) -> impl Strategy<Value = usize> {
@@ -133,34 +138,44 @@ fn the_model_knows_the_contract() {
     let block =
         |bar: u32, offset: u32, size: u32| [bar.to_le_bytes(), offset.to_le_bytes(), size.to_le_bytes()].concat();
     assert_eq!(
-        m.predict_from(0, false, MAP_RW, &block(0, 0xF0014, 4)[..11], 8),
+        m.predict_as(0, Origin::Caller, MAP_RW, &block(0, 0xF0014, 4)[..11], 8),
         Expect::Fail(Status::BUFFER_TOO_SMALL)
     );
-    assert_eq!(m.predict_from(1, false, MAP_RW, &[], 0), Expect::Fail(Status::ACCESS_DENIED), "access before lengths");
-    assert_eq!(m.predict_from(0, false, MAP_RO, &block(1, 0, 4), 8), Expect::Fail(Status::NOT_IMPLEMENTED));
-    assert_eq!(m.predict_from(0, false, MAP_RO, &block(3, 0, 4), 8), Expect::Fail(Status::INVALID_PARAMETER));
-    assert_eq!(m.predict_from(0, false, MAP_RO, &block(0, 0xFFFF_FFFC, 8), 8), Expect::Fail(Status::INVALID_PARAMETER));
     assert_eq!(
-        m.predict_from(0, false, MAP_RO | 0x8000_0000, &block(0, 0, 4), 8),
+        m.predict_as(1, Origin::Caller, MAP_RW, &[], 0),
+        Expect::Fail(Status::ACCESS_DENIED),
+        "access before lengths"
+    );
+    assert_eq!(m.predict_as(0, Origin::Caller, MAP_RO, &block(1, 0, 4), 8), Expect::Fail(Status::NOT_IMPLEMENTED));
+    assert_eq!(m.predict_as(0, Origin::Caller, MAP_RO, &block(3, 0, 4), 8), Expect::Fail(Status::INVALID_PARAMETER));
+    assert_eq!(
+        m.predict_as(0, Origin::Caller, MAP_RO, &block(0, 0xFFFF_FFFC, 8), 8),
+        Expect::Fail(Status::INVALID_PARAMETER)
+    );
+    assert_eq!(
+        m.predict_as(0, Origin::Caller, MAP_RO | 0x8000_0000, &block(0, 0, 4), 8),
         Expect::Fail(Status::INVALID_DEVICE_REQUEST)
     );
-    let rw = m.predict_from(0, false, MAP_RW, &block(0, 0xF0014, 4), 8);
+    let rw = m.predict_as(0, Origin::Caller, MAP_RW, &block(0, 0xF0014, 4), 8);
     assert!(matches!(rw, Expect::Map { writable: true, .. }));
     m.succeeded(&rw, 0x7000_0014);
     m.writer_pid(Some(101)).unwrap();
     assert_eq!(
-        m.predict_from(2, false, MAP_RW, &block(0, 0, 4), 8),
+        m.predict_as(2, Origin::Caller, MAP_RW, &block(0, 0, 4), 8),
         Expect::Fail(Status::DEVICE_BUSY),
         "one writer at a time"
     );
-    assert!(matches!(m.predict_from(1, false, MAP_RO, &block(0, 0, 4), 8), Expect::Map { .. }), "readers any time");
+    assert!(
+        matches!(m.predict_as(1, Origin::Caller, MAP_RO, &block(0, 0, 4), 8), Expect::Map { .. }),
+        "readers any time"
+    );
     assert_eq!(
-        m.predict_from(0, false, UNMAP, &0x7000_0010u64.to_le_bytes(), 0),
+        m.predict_as(0, Origin::Caller, UNMAP, &0x7000_0010u64.to_le_bytes(), 0),
         Expect::Fail(Status::INVALID_PARAMETER)
     );
     m.duplicate(0, 104);
     assert_eq!(
-        m.predict_from(3, false, UNMAP, &0x7000_0014u64.to_le_bytes(), 0),
+        m.predict_as(3, Origin::Caller, UNMAP, &0x7000_0014u64.to_le_bytes(), 0),
         Expect::Fail(Status::INVALID_PARAMETER)
     );
     m.terminate(101);

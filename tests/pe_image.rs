@@ -41,6 +41,7 @@ const REQUIRED: &[&str] = &[
     "MmUnmapIoSpace",
     "__C_specific_handler",
     "IoGetRequestorProcess",
+    "IoIs32bitProcess",
     "PsGetProcessId",
     "PoRegisterSystemState",
     "PoUnregisterSystemState",
@@ -151,6 +152,25 @@ fn check_driver_image(image: &Image) -> BTreeMap<String, BTreeSet<String>> {
     let stored = optional.check_sum.get(LE);
     assert_ne!(stored, 0, "{name}: no PE checksum (link with /RELEASE)");
     assert_eq!(stored, pe_checksum(&image.data, checksum_at), "{name}: PE checksum is wrong");
+
+    // An embedded Authenticode signature, when the image is meant to be
+    // signed (the kit's rehearsal): the security directory holds one
+    // WIN_CERTIFICATE (revision 2.0, PKCS#7 signed data) inside the file.
+    // The directory's address is a file offset, not an RVA.
+    if std::env::var_os("MLNX_HCA_EXPECT_SIGNED").is_some() {
+        let security = file
+            .data_directory(pe::IMAGE_DIRECTORY_ENTRY_SECURITY)
+            .unwrap_or_else(|| panic!("{name}: no security directory: the image is not signed"));
+        let (at, size) = (security.virtual_address.get(LE) as usize, security.size.get(LE) as usize);
+        assert!(size >= 8 && at + size <= image.data.len(), "{name}: the signature lies outside the file");
+        let (length, revision, kind) = (
+            u32_at(&image.data, at) as usize,
+            u16::from_le_bytes([image.data[at + 4], image.data[at + 5]]),
+            u16::from_le_bytes([image.data[at + 6], image.data[at + 7]]),
+        );
+        assert!(length <= size, "{name}: WIN_CERTIFICATE longer than its directory");
+        assert_eq!((revision, kind), (0x0200, 0x0002), "{name}: not a WIN_CERT_TYPE_PKCS_SIGNED_DATA, revision 2.0");
+    }
 
     // Entry point = the DriverEntry export.
     let driver_entry =

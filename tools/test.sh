@@ -95,6 +95,13 @@ stage "the real mlnx_hca.sys under Wine, driven by a C client built against incl
 tests/wine/run.sh "$T/legacy/release/mlnx_hca.sys" "$T/legacy/release/mlnx_hca.inf"
 done_stage
 
+stage "the Windows acceptance kit: built, its programs' imports, the signing rehearsed, the signed images checked, acceptance.ps1 parsed"
+tools/kit/build.sh
+R=$ROOT/target/kit/rehearsal
+MLNX_HCA_EXPECT_SIGNED=1 MLNX_HCA_SYS=$R/default/mlnx_hca.sys MLNX_HCA_SYS_LEGACY=$R/legacy/mlnx_hca.sys \
+  cargo test "${HOST[@]}" --features image-tests --test pe_image
+done_stage
+
 stage "benches compile"
 cargo bench --workspace "${HOST[@]}" --no-run
 done_stage

@@ -170,10 +170,12 @@ impl Cursor<'_> {
                 let k = self.u8();
                 // The top three bits of k all set (one in eight): a request a
                 // driver forwarded (bit 4: from a system worker thread, else
-                // kernel mode in the caller's process).
+                // kernel mode in the caller's process); 6 (one in eight): the
+                // caller is a 32-bit process.
                 let origin = match k >> 5 {
                     7 if k & 0x10 != 0 => Origin::WorkerThread,
                     7 => Origin::KernelMode,
+                    6 => Origin::Caller32,
                     _ => Origin::Caller,
                 };
                 let natural = match code {

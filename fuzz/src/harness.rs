@@ -298,7 +298,7 @@ impl Harness {
     fn ioctl(&mut self, handle: usize, origin: Origin, code: u32, input: &Input, out_len: usize) {
         let Some(h) = self.pick(handle) else { return };
         let input = self.input_bytes(h, input);
-        let expect = self.model.predict_from(h, origin != Origin::Caller, code, &input, out_len);
+        let expect = self.model.predict_as(h, origin, code, &input, out_len);
         let mut out = vec![SENTINEL; out_len];
         let fired = self.hca.faults_fired();
         let sim = self.handles[h].as_ref().expect("picked handles are kept");
@@ -332,7 +332,7 @@ impl Harness {
                 assert_eq!(n, 24, "a query reports its 24 bytes: {}", ctx());
                 assert_eq!(&out[..24], want, "the query block: {}", ctx());
             }
-            Expect::Fail(_) => unreachable!("checked above"),
+            Expect::Fail(_) | Expect::OutOfReach => unreachable!("checked above"),
         }
         self.model.succeeded(&expect, va);
     }

@@ -12,6 +12,7 @@
 //! writing through one handle inherits `writer_pid`), the model accepts any
 //! process the contract allows and then follows the driver's pick.
 
+use mlnx_hca::sim::Origin;
 use mlnx_hca::Status;
 
 /// A process id.
@@ -129,6 +130,10 @@ pub enum Expect {
     },
     /// A query succeeds with exactly these 24 bytes.
     Query([u8; 24]),
+    /// A map of a 32-bit caller that would have succeeded: its view lands
+    /// above 4 GiB (the simulator's do), out of the caller's reach, so it is
+    /// given back: `STATUS_INSUFFICIENT_RESOURCES`, nothing changes.
+    OutOfReach,
 }
 
 impl Expect {
@@ -136,6 +141,7 @@ impl Expect {
     pub fn status(&self) -> Status {
         match self {
             Expect::Fail(status) => *status,
+            Expect::OutOfReach => Status::INSUFFICIENT_RESOURCES,
             _ => Status::SUCCESS,
         }
     }
@@ -143,7 +149,7 @@ impl Expect {
     /// Whether a request succeeding this way could meet an injected fault
     /// (a failed map or pool allocation) instead.
     pub fn can_meet_a_fault(&self) -> bool {
-        matches!(self, Expect::Map { .. })
+        matches!(self, Expect::Map { .. } | Expect::OutOfReach)
     }
 }
 
@@ -254,12 +260,14 @@ impl Model {
         }
     }
 
-    /// Predicts `DeviceIoControl(h, code, input, out_len)`, in the contract's
-    /// order of checks. `forwarded`: the request reaches the driver from
-    /// another context (a driver passed it on from a worker thread, or a
-    /// kernel-mode caller), so maps and unmaps are refused once the code and
-    /// the handle's access are checked.
-    pub fn predict_from(&self, h: usize, forwarded: bool, code: u32, input: &[u8], out_len: usize) -> Expect {
+    /// Predicts `DeviceIoControl(h, code, input, out_len)` sent from
+    /// `origin`, in the contract's order of checks. A request that reaches
+    /// the driver from another context (a driver passed it on from a worker
+    /// thread, or a kernel-mode caller) has its maps and unmaps refused once
+    /// the code and the handle's access are checked; a 32-bit caller's map
+    /// that would succeed is [`Expect::OutOfReach`].
+    pub fn predict_as(&self, h: usize, origin: Origin, code: u32, input: &[u8], out_len: usize) -> Expect {
+        let forwarded = matches!(origin, Origin::KernelMode | Origin::WorkerThread);
         let handle = self.handles[h];
         match handle.state {
             HandleState::Failed(status) => return Expect::Fail(status),
@@ -286,7 +294,10 @@ impl Model {
             return Expect::Fail(Status::BUFFER_TOO_SMALL);
         }
         match code {
-            MAP_RO | MAP_RW => self.predict_map(&handle, code == MAP_RW, input),
+            MAP_RO | MAP_RW => match self.predict_map(&handle, code == MAP_RW, input) {
+                Expect::Map { .. } if origin == Origin::Caller32 => Expect::OutOfReach,
+                expect => expect,
+            },
             UNMAP => {
                 let va = u64::from(le_u32(input, 0)) | (u64::from(le_u32(input, 4)) << 32);
                 match self.views.iter().position(|v| v.file == handle.file && v.pid == handle.pid && v.va == va) {
@@ -344,7 +355,7 @@ impl Model {
                 let gone = self.views.remove(view);
                 self.settle(gone.file);
             }
-            Expect::Query(_) | Expect::Fail(_) => {}
+            Expect::Query(_) | Expect::Fail(_) | Expect::OutOfReach => {}
         }
     }
 

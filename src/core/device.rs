@@ -258,7 +258,7 @@ impl<P: Platform> Device<P> {
         match ioctl.decode(input, output_len)? {
             Request::Map { writable, params } => {
                 let window = CrSpaceWindow::new(&params, &self.bars)?;
-                self.map(ca, caller, window, writable).map(|va| Response::Map(MapCrSpaceOut { va }))
+                self.map(ca, requester, window, writable).map(|va| Response::Map(MapCrSpaceOut { va }))
             }
             Request::Unmap(params) => self.unmap(ca, ViewKey { pid: caller, va: params.va }).map(|()| Response::Unmap),
             Request::Query => Ok(Response::Query(self.query(ca))),
@@ -277,7 +277,8 @@ impl<P: Platform> Device<P> {
         }
     }
 
-    fn map(&mut self, id: CaId, caller: Pid, window: CrSpaceWindow, writable: bool) -> Result<u64> {
+    fn map(&mut self, id: CaId, requester: Requester, window: CrSpaceWindow, writable: bool) -> Result<u64> {
+        let caller = requester.pid;
         let per_handle = self.config.per_handle_quota as usize;
         let per_device = self.config.per_device_quota as usize;
         let live_views = self.live_views;
@@ -298,6 +299,12 @@ impl<P: Platform> Device<P> {
         // could not be recorded.
         ca.views.reserve_one()?;
         let (view, base) = platform.map_view(window.pages(), writable)?;
+        // A view the requester cannot address (a 32-bit process's above
+        // 4 GiB) is given back: nothing of it is recorded.
+        if base.checked_add(window.pages().byte_len()).is_none_or(|end| end > requester.addresses_end) {
+            platform.unmap_view(view);
+            return Err(Status::INSUFFICIENT_RESOURCES);
+        }
         let va = base + u64::from(window.offset_in_page());
         let entry = Entry { key: ViewKey { pid: caller, va }, writable, view };
         if let Err(entry) = ca.views.insert(entry) {

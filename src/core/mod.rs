@@ -50,12 +50,28 @@ pub struct Requester {
     /// forwarded from a worker thread, or a kernel-mode caller, would put a
     /// view in the wrong address space, or look one up there.
     pub in_own_context: bool,
+    /// Where the requester's usable addresses end (exclusive): a view must
+    /// lie below it. A 32-bit (WOW64) process (`IoIs32bitProcess`) can use
+    /// only addresses below 4 GiB ([`Requester::ADDRESSES_32`]); Windows maps
+    /// its views there, and a view that were not would be of no use to it,
+    /// so the map gives it back and fails.
+    pub addresses_end: u64,
 }
 
 impl Requester {
-    /// A tool's own `DeviceIoControl`, in its own process `pid`.
+    /// The end of a 64-bit process's addresses: no limit of the driver's.
+    pub const ADDRESSES_64: u64 = u64::MAX;
+    /// The end of a 32-bit (WOW64) process's addresses: 4 GiB.
+    pub const ADDRESSES_32: u64 = 1 << 32;
+
+    /// A tool's own `DeviceIoControl`, in its own 64-bit process `pid`.
     pub const fn user(pid: Pid) -> Self {
-        Requester { pid, in_own_context: true }
+        Requester { pid, in_own_context: true, addresses_end: Self::ADDRESSES_64 }
+    }
+
+    /// A tool's own `DeviceIoControl`, in its own 32-bit (WOW64) process `pid`.
+    pub const fn user_32bit(pid: Pid) -> Self {
+        Requester { pid, in_own_context: true, addresses_end: Self::ADDRESSES_32 }
     }
 }
 

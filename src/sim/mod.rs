@@ -56,6 +56,12 @@ pub enum Origin {
     /// The tool's own `DeviceIoControl`, in its own thread: what every tool
     /// does, and what [`SimHandle::ioctl`] sends.
     Caller,
+    /// The tool's own `DeviceIoControl` from a 32-bit (WOW64) process: its
+    /// views must lie below 4 GiB. The simulator's views are the host's
+    /// `mmap`s, above 4 GiB on a 64-bit Linux, so every map of such a caller
+    /// is given back and fails, as the driver would do with a view Windows
+    /// placed out of its reach.
+    Caller32,
     /// A kernel-mode caller running in the tool's process (a driver that
     /// built the request itself): `RequestorMode` is `KernelMode`.
     KernelMode,
@@ -597,8 +603,9 @@ impl SimHandle {
     pub fn ioctl_from(&self, origin: Origin, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, i32> {
         let requester = match origin {
             Origin::Caller => Requester::user(self.pid),
-            Origin::KernelMode => Requester { pid: self.pid, in_own_context: false },
-            Origin::WorkerThread => Requester { pid: SYSTEM_PID, in_own_context: false },
+            Origin::Caller32 => Requester::user_32bit(self.pid),
+            Origin::KernelMode => Requester { pid: self.pid, in_own_context: false, ..Requester::user(self.pid) },
+            Origin::WorkerThread => Requester { pid: SYSTEM_PID, in_own_context: false, ..Requester::user(self.pid) },
         };
         let (file, process, ca, granted) = self.begin(code)?;
         // The contract's blocks are at most 24 bytes: a system buffer of that

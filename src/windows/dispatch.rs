@@ -24,7 +24,7 @@ use crate::core::hca::{route, Route, Target, ToolRequest};
 use crate::core::{CaId, Requester};
 use ::core::ptr;
 use ::core::slice;
-use wdk_sys::ntddk::PoStartNextPowerIrp;
+use wdk_sys::ntddk::{IoIs32bitProcess, PoStartNextPowerIrp};
 use wdk_sys::{
     DEVICE_OBJECT, IO_STACK_LOCATION, IRP, NTSTATUS, PFILE_OBJECT, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
@@ -283,9 +283,12 @@ fn control_request(hca: &Hca, irp: Irp) -> NTSTATUS {
     } else {
         (parameters.InputBufferLength as usize, parameters.OutputBufferLength as usize)
     };
+    // SAFETY: the IRP being dispatched, in its requester's thread.
+    let wow64 = unsafe { IoIs32bitProcess(irp.raw()) } != 0;
     let requester = Requester {
         pid: address_space_pid(),
         in_own_context: i32::from(irp.requestor_mode()) == wdk_sys::_MODE::UserMode && irp.runs_in_requestor(),
+        addresses_end: if wow64 { Requester::ADDRESSES_32 } else { Requester::ADDRESSES_64 },
     };
     let caller = requester.pid;
     let result = {

@@ -1,15 +1,34 @@
-/* client.exe [DEVICE] [noclose]: the conformance client a C tool author would
- * write, against include/mlnx_hca_ioctl.h only. Drives the real mlnx_hca.sys
- * through DeviceIoControl and checks every status through GetLastError, and
- * sends every refused request a second time through NtDeviceIoControlFile to
- * check the exact NTSTATUS the contract names (several share one Win32 error:
+/* client.exe: the conformance client a C tool author would write, against
+ * include/mlnx_hca_ioctl.h only. Drives the real mlnx_hca.sys through
+ * DeviceIoControl and checks every status through GetLastError, and sends
+ * every refused request a second time through NtDeviceIoControlFile to check
+ * the exact NTSTATUS the contract names (several share one Win32 error:
  * STATUS_NOT_IMPLEMENTED and STATUS_INVALID_DEVICE_REQUEST are both
- * ERROR_INVALID_FUNCTION) and that the driver reported 0 bytes.
+ * ERROR_INVALID_FUNCTION) and that the driver reported 0 bytes. The same
+ * source builds for x64 and for x86 (a 32-bit caller through WOW64).
  *
- * Under Wine the memory manager is stubbed, so the maps themselves must fail
- * cleanly (STATUS_INSUFFICIENT_RESOURCES) and leave nothing behind. With
- * "noclose" the client exits holding its handles, so that the driver must
- * free their contexts when the I/O manager closes them.
+ *   client.exe [--windows] [DEVICE]   the conformance run. Under Wine (the
+ *       default) the memory manager is stubbed, so the maps themselves must
+ *       fail cleanly (STATUS_INSUFFICIENT_RESOURCES) and leave nothing
+ *       behind. With --windows the maps are real: a read-only view reads the
+ *       simulated HCA's id big-endian, a write through it raises an access
+ *       violation, a read-write write lands and a reader sees it, a second
+ *       writer is refused, a child process killed with views of a shared
+ *       handle leaves none, a duplicate closed in a child leaves the
+ *       parent's handle and views working.
+ *   client.exe DEVICE noclose         opens two handles and exits without
+ *       closing them: the driver must free their contexts when the I/O
+ *       manager closes them.
+ *   client.exe --user none|read [DEVICE]   run as a standard user: "none":
+ *       no open at all; "read" (after the administrator's read grant): a
+ *       read-only open that maps and reads, and no read-write open.
+ *   client.exe --hold [DEVICE]        maps a read-only view (where the
+ *       system can), prints "holding" and keeps it until its standard input
+ *       ends: the view the removal check needs.
+ *   client.exe --query-remove INSTANCE-ID   asks the PnP manager to remove
+ *       the device (CM_Query_And_Remove_SubTree): prints "removed" (exit 0)
+ *       or "vetoed <type> <name>" (exit 1).
+ *   client.exe --child HANDLE EVENT map|close   (used by the run itself)
  *
  * Prints one "ok"/"FAIL" line per check and "N passed, M failed" last; the
  * exit code is the number of failures (0: all passed). */
@@ -19,8 +38,11 @@
 #include <ntstatus.h>
 #include <winternl.h>
 #include <setupapi.h>
+#include <cfgmgr32.h>
 #include <initguid.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "mlnx_hca_ioctl.h"
 
@@ -164,10 +186,246 @@ static void expect_stack_refused(const char *what, const char *stack_path) {
     CloseHandle(stack);
 }
 
-int main(int argc, char **argv) {
-    const char *path = argc > 1 ? argv[1] : "\\\\.\\mlnx_hca0";
-    int noclose = argc > 2 && !strcmp(argv[2], "noclose");
-    printf("client pid %lu, device %s%s\n", GetCurrentProcessId(), path, noclose ? ", exits without closing" : "");
+/* ---------------------------------------------------------------- views */
+
+/* A map that must succeed: the VA of the window's first byte, or 0. */
+static uint64_t map(HANDLE h, DWORD code, uint32_t offset, uint32_t size, const char *what) {
+    FW_MAP_CRSPACE_IN in = {0, offset, size};
+    FW_MAP_CRSPACE_OUT out;
+    DWORD got;
+    memset(&out, 0xA5, sizeof out);
+    DWORD err = call(h, code, &in, sizeof in, &out, sizeof out, &got);
+    char line[200];
+    snprintf(line, sizeof line, "%s: mapped (error %lu, %lu bytes, va 0x%llx)", what, err, got,
+             (unsigned long long)(err ? 0 : out.va));
+    int ok = err == 0 && got == sizeof out && out.va != 0 && (out.va & 0xFFF) == (offset & 0xFFF);
+    check(ok, line);
+    if (!ok) return 0;
+    /* A 32-bit caller can only use an address below 4 GiB. */
+    snprintf(line, sizeof line, "%s: the view is addressable by this %d-bit process", what, (int)sizeof(void *) * 8);
+    check(sizeof(void *) == 8 || out.va >> 32 == 0, line);
+    return out.va >> 32 && sizeof(void *) == 4 ? 0 : out.va;
+}
+
+static void *view_ptr(uint64_t va) {
+    return (void *)(uintptr_t)va;
+}
+
+static int unmap(HANDLE h, uint64_t va) {
+    FW_UNMAP_CRSPACE_IN un = {va};
+    DWORD got;
+    return call(h, FW_UNMAP_CRSPACE, &un, sizeof un, NULL, 0, &got) == 0;
+}
+
+/* The address range of a view is free again once it is unmapped. */
+static int unmapped(uint64_t va) {
+    MEMORY_BASIC_INFORMATION mbi;
+    if (!VirtualQuery(view_ptr(va), &mbi, sizeof mbi)) return 0;
+    return mbi.State == MEM_FREE || mbi.State == MEM_RESERVE;
+}
+
+/* A write through a read-only view must fault. The store is one known
+ * instruction (movl %eax, (%edx) / (%rdx)) between two labels; a vectored
+ * handler records an access violation at the first and resumes at the
+ * second. (mingw-w64's gcc has no __try/__except.) */
+#define MLNX_STR2(x) #x
+#define MLNX_STR(x) MLNX_STR2(x)
+#define MLNX_SYM(name) MLNX_STR(__USER_LABEL_PREFIX__) name
+extern char mlnx_client_store[], mlnx_client_store_end[];
+static volatile LONG store_faulted;
+static volatile ULONG_PTR store_fault_kind, store_fault_address;
+
+__attribute__((noinline, noclone)) static void store32(volatile void *p, uint32_t v) {
+    __asm__ volatile(".globl " MLNX_SYM("mlnx_client_store") "\n" MLNX_SYM("mlnx_client_store") ":\n\t"
+                     "movl %1, (%0)\n"
+                     ".globl " MLNX_SYM("mlnx_client_store_end") "\n" MLNX_SYM("mlnx_client_store_end") ":\n"
+                     :
+                     : "d"(p), "a"(v)
+                     : "memory");
+}
+
+static LONG CALLBACK on_store_fault(EXCEPTION_POINTERS *e) {
+    EXCEPTION_RECORD *r = e->ExceptionRecord;
+    if (r->ExceptionCode != (DWORD)EXCEPTION_ACCESS_VIOLATION || r->ExceptionAddress != (void *)mlnx_client_store)
+        return EXCEPTION_CONTINUE_SEARCH;
+    store_faulted++;
+    store_fault_kind = r->ExceptionInformation[0];
+    store_fault_address = r->ExceptionInformation[1];
+#ifdef _WIN64
+    e->ContextRecord->Rip = (DWORD64)(ULONG_PTR)mlnx_client_store_end;
+#else
+    e->ContextRecord->Eip = (DWORD)(ULONG_PTR)mlnx_client_store_end;
+#endif
+    return EXCEPTION_CONTINUE_EXECUTION;
+}
+
+/* ---------------------------------------------------------------- child processes */
+
+/* Runs this program as a child with `args`, inheriting the handles marked
+ * inheritable; returns its process handle (or NULL). */
+static HANDLE spawn(const char *args, DWORD *pid) {
+    char self[MAX_PATH], cmd[2 * MAX_PATH];
+    if (!GetModuleFileNameA(NULL, self, MAX_PATH)) return NULL;
+    snprintf(cmd, sizeof cmd, "\"%s\" %s", self, args);
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi)) return NULL;
+    CloseHandle(pi.hThread);
+    *pid = pi.dwProcessId;
+    return pi.hProcess;
+}
+
+/* The child's side: "map" maps a read-write and a read-only view through
+ * the inherited handle, signals, and waits to be killed; "close" closes the
+ * inherited duplicate and exits. */
+static int child(const char *handle, const char *event, const char *what) {
+    HANDLE h = (HANDLE)(uintptr_t)strtoull(handle, NULL, 0);
+    HANDLE ready = (HANDLE)(uintptr_t)strtoull(event, NULL, 0);
+    if (!strcmp(what, "map")) {
+        FW_MAP_CRSPACE_IN in = {0, 0x2000, 8};
+        FW_MAP_CRSPACE_OUT out;
+        DWORD got;
+        if (call(h, FW_MAP_CRSPACE_RW, &in, sizeof in, &out, sizeof out, &got)) return 10;
+        in.offset = 0xF0014;
+        in.size = 4;
+        if (call(h, FW_MAP_CRSPACE_RO, &in, sizeof in, &out, sizeof out, &got)) return 11;
+        SetEvent(ready);
+        Sleep(INFINITE);
+        return 12;
+    }
+    if (!strcmp(what, "close")) {
+        int ok = CloseHandle(h);
+        SetEvent(ready);
+        return ok ? 0 : 13;
+    }
+    return 14;
+}
+
+/* ---------------------------------------------------------------- the runs */
+
+/* The maps of the conformance run on Windows, where they are real. */
+static void windows_maps(const char *path, HANDLE ro, HANDLE rw) {
+    FW_MAP_CRSPACE_IN in = {0, 0xF0014, 4};
+    FW_UNMAP_CRSPACE_IN un;
+    FW_QUERY_CRSPACE_OUT q;
+    char line[200];
+
+    /* A read-only view reads the device's id, big-endian on the bus. */
+    uint64_t id_va = map(ro, FW_MAP_CRSPACE_RO, 0xF0014, 4, "RO map of the id dword");
+    if (id_va) {
+        const volatile unsigned char *b = view_ptr(id_va);
+        snprintf(line, sizeof line, "the id reads 0x%08x (bytes %02x %02x %02x %02x): 0x000101f5, big-endian",
+                 (unsigned)mlnx_hca_cr_read32(view_ptr(id_va), 0), b[0], b[1], b[2], b[3]);
+        check(mlnx_hca_cr_read32(view_ptr(id_va), 0) == 0x000101F5 && b[0] == 0 && b[3] == 0xF5, line);
+        /* A write through it faults (and changes nothing). */
+        PVOID handler = AddVectoredExceptionHandler(1, on_store_fault);
+        store_faulted = 0;
+        store32(view_ptr(id_va), 0x12345678);
+        RemoveVectoredExceptionHandler(handler);
+        snprintf(line, sizeof line, "a write through the RO view raises an access violation (%ld, write %lu, at the view %d)",
+                 (long)store_faulted, (unsigned long)store_fault_kind, store_fault_address == (ULONG_PTR)id_va);
+        check(store_faulted == 1 && store_fault_kind == 1 && store_fault_address == (ULONG_PTR)id_va, line);
+        check(mlnx_hca_cr_read32(view_ptr(id_va), 0) == 0x000101F5, "the id is unchanged after the faulting write");
+    }
+    check(query(ro, &q) && q.mapping_count == 1 && q.writer_pid == 0, "query: one mapping on the RO handle, no writer");
+
+    /* A read-write view: the write lands, and a reader sees it. */
+    uint64_t rw_va = map(rw, FW_MAP_CRSPACE_RW, 0x1000, 8, "RW map at 0x1000");
+    uint64_t reader_va = map(ro, FW_MAP_CRSPACE_RO, 0x1000, 8, "RO map of the same window");
+    if (rw_va && reader_va) {
+        mlnx_hca_cr_write32(view_ptr(rw_va), 4, 0xC0FFEE01);
+        snprintf(line, sizeof line, "the reader sees the writer's dword (0x%08x)",
+                 (unsigned)mlnx_hca_cr_read32(view_ptr(reader_va), 4));
+        check(mlnx_hca_cr_read32(view_ptr(reader_va), 4) == 0xC0FFEE01, line);
+    }
+    check(query(rw, &q) && q.writer_pid == GetCurrentProcessId() && q.mapping_count == 1,
+          "query: this process holds the write lease");
+
+    /* A second handle cannot write meanwhile, but can read. */
+    HANDLE rw2 = open_device(path, GENERIC_READ | GENERIC_WRITE);
+    check(rw2 != INVALID_HANDLE_VALUE, "a second read-write handle opens");
+    if (rw2 != INVALID_HANDLE_VALUE) {
+        in = (FW_MAP_CRSPACE_IN){0, 0x1000, 8};
+        refused(rw2, "RW map on a second handle while the lease is held", FW_MAP_CRSPACE_RW, &in, sizeof in, 8,
+                STATUS_DEVICE_BUSY);
+        uint64_t va = map(rw2, FW_MAP_CRSPACE_RO, 0x1000, 8, "RO map on the second handle");
+        if (va) check(unmap(rw2, va), "unmap on the second handle");
+        CloseHandle(rw2);
+    }
+
+    /* Unmap: the VA goes, and a second unmap of it changes nothing. */
+    if (reader_va) {
+        check(unmap(ro, reader_va) && unmapped(reader_va), "unmap of the reader's view frees its address range");
+        un.va = reader_va;
+        refused(ro, "unmap of the same VA again", FW_UNMAP_CRSPACE, &un, sizeof un, 0, STATUS_INVALID_PARAMETER);
+    }
+    if (rw_va) check(unmap(rw, rw_va), "unmap of the RW view");
+    check(query(rw, &q) && q.writer_pid == 0 && q.mapping_count == 0, "query: the lease ended with its last RW view");
+
+    /* A child maps through an inherited duplicate of the RW handle and is
+     * killed: its views and its lease go with it. */
+    SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+    HANDLE ready = CreateEventA(&inherit, TRUE, FALSE, NULL);
+    SetHandleInformation(rw, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+    char args[100];
+    DWORD pid = 0;
+    snprintf(args, sizeof args, "--child %llu %llu map", (unsigned long long)(uintptr_t)rw,
+             (unsigned long long)(uintptr_t)ready);
+    HANDLE proc = spawn(args, &pid);
+    check(proc != NULL, "a child process starts with the handle");
+    if (proc) {
+        HANDLE both[2] = {ready, proc};
+        DWORD w = WaitForMultipleObjects(2, both, FALSE, 30000);
+        check(w == WAIT_OBJECT_0, "the child mapped RW and RO views through the duplicate");
+        snprintf(line, sizeof line, "query: the child's two views and its lease (count %u, writer %u, child %lu)",
+                 query(rw, &q) ? q.mapping_count : 99, q.writer_pid, pid);
+        check(q.mapping_count == 2 && q.writer_pid == pid, line);
+        TerminateProcess(proc, 9);
+        WaitForSingleObject(proc, 30000);
+        CloseHandle(proc);
+        expect_idle(rw, "after TerminateProcess of the child");
+        uint64_t va = map(rw, FW_MAP_CRSPACE_RW, 0x2000, 8, "RW map after the child's end (the lease is free)");
+        if (va) check(unmap(rw, va), "unmap");
+    }
+    CloseHandle(ready);
+    SetHandleInformation(rw, HANDLE_FLAG_INHERIT, 0);
+    if (id_va) check(unmap(ro, id_va), "unmap of the id view");
+}
+
+/* A duplicate closed in a child: the parent's handle (the same file object)
+ * and its views work on. `windows`: with a live view. */
+static void duplicate_closed_in_child(HANDLE rw, int windows) {
+    uint64_t va = windows ? map(rw, FW_MAP_CRSPACE_RO, 0xF0014, 4, "RO map before the child closes its duplicate") : 0;
+    SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+    HANDLE ready = CreateEventA(&inherit, TRUE, FALSE, NULL);
+    SetHandleInformation(rw, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+    char args[100];
+    DWORD pid = 0, code = 99;
+    snprintf(args, sizeof args, "--child %llu %llu close", (unsigned long long)(uintptr_t)rw,
+             (unsigned long long)(uintptr_t)ready);
+    HANDLE proc = spawn(args, &pid);
+    SetHandleInformation(rw, HANDLE_FLAG_INHERIT, 0);
+    check(proc != NULL, "a child starts with a duplicate of the handle");
+    if (proc) {
+        WaitForSingleObject(proc, 30000);
+        GetExitCodeProcess(proc, &code);
+        CloseHandle(proc);
+    }
+    check(code == 0, "the child closed its duplicate and exited");
+    FW_QUERY_CRSPACE_OUT q;
+    check(query(rw, &q) && q.mapping_count == (windows ? 1u : 0u), "the parent's handle still answers, its views counted");
+    if (va) {
+        check(mlnx_hca_cr_read32(view_ptr(va), 0) == 0x000101F5, "the parent's view still reads the id");
+        check(unmap(rw, va), "unmap");
+    }
+    CloseHandle(ready);
+}
+
+static int conformance(const char *path, int windows, int noclose) {
+    printf("client pid %lu, %d-bit, device %s%s%s\n", GetCurrentProcessId(), (int)sizeof(void *) * 8, path,
+           windows ? ", Windows (real maps)" : ", Wine (maps fail)", noclose ? ", exits without closing" : "");
 
     HANDLE ro = open_device(path, GENERIC_READ);
     check(ro != INVALID_HANDLE_VALUE, "read-only open");
@@ -191,7 +449,7 @@ int main(int argc, char **argv) {
     int discovered = discover(found, sizeof found, iface_path, sizeof iface_path, pdo, sizeof pdo);
     char line[MAX_PATH + 80];
     snprintf(line, sizeof line, "the device interface names the control device (%s)", found);
-    check(discovered && strcmp(found, path) == 0, line);
+    check(discovered && lstrcmpiA(found, path) == 0, line);
     if (iface_path[0])
         expect_stack_refused("the interface's path", iface_path);
     else
@@ -256,18 +514,113 @@ int main(int argc, char **argv) {
     refused(ro, "unmap of a bogus VA", FW_UNMAP_CRSPACE, &un, sizeof un, 0, STATUS_INVALID_PARAMETER);
     expect_idle(ro, "after the bad inputs");
 
-    /* Wine cannot map (MmMapLockedPagesSpecifyCache returns NULL): a map must
-     * fail with the resources error and leave no view, entry or lease. */
-    in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 4};
-    refused(ro, "RO map (Wine cannot map)", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INSUFFICIENT_RESOURCES);
-    expect_idle(ro, "after the failed RO map");
-    refused(rw, "RW map (Wine cannot map)", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, STATUS_INSUFFICIENT_RESOURCES);
-    expect_idle(rw, "after the failed RW map");
-    expect_idle(ro, "seen from the other handle");
+    if (windows) {
+        windows_maps(path, ro, rw);
+    } else {
+        /* Wine cannot map (MmMapLockedPagesSpecifyCache returns NULL): a
+         * map must fail with the resources error and leave no view, entry
+         * or lease. */
+        in = (FW_MAP_CRSPACE_IN){0, 0xF0014, 4};
+        refused(ro, "RO map (Wine cannot map)", FW_MAP_CRSPACE_RO, &in, sizeof in, 8, STATUS_INSUFFICIENT_RESOURCES);
+        expect_idle(ro, "after the failed RO map");
+        refused(rw, "RW map (Wine cannot map)", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, STATUS_INSUFFICIENT_RESOURCES);
+        expect_idle(rw, "after the failed RW map");
+        expect_idle(ro, "seen from the other handle");
+    }
     refused(rw, "unmap of a bogus VA on the RW handle", FW_UNMAP_CRSPACE, &un, sizeof un, 0, STATUS_INVALID_PARAMETER);
+    duplicate_closed_in_child(rw, windows);
+    expect_idle(rw, "at the end");
 
     check(CloseHandle(ro), "close the read-only handle");
     check(CloseHandle(rw), "close the read-write handle");
     printf("%d passed, %d failed\n", passed, failed);
     return failed;
+}
+
+/* A standard user's view of the device: `read` after the administrator's
+ * read grant, else none at all. */
+static int as_user(const char *path, int read) {
+    printf("client pid %lu, %d-bit, device %s, as a standard user (%s)\n", GetCurrentProcessId(),
+           (int)sizeof(void *) * 8, path, read ? "read granted" : "no grant");
+    HANDLE rw = open_device(path, GENERIC_READ | GENERIC_WRITE);
+    DWORD rw_error = GetLastError();
+    check(rw == INVALID_HANDLE_VALUE && rw_error == ERROR_ACCESS_DENIED, "a read-write open is denied");
+    if (rw != INVALID_HANDLE_VALUE) CloseHandle(rw);
+    HANDLE ro = open_device(path, GENERIC_READ);
+    DWORD ro_error = GetLastError();
+    if (!read) {
+        check(ro == INVALID_HANDLE_VALUE && ro_error == ERROR_ACCESS_DENIED, "a read-only open is denied");
+    } else {
+        check(ro != INVALID_HANDLE_VALUE, "a read-only open works");
+        if (ro != INVALID_HANDLE_VALUE) {
+            uint64_t va = map(ro, FW_MAP_CRSPACE_RO, 0xF0014, 4, "RO map");
+            if (va) {
+                check(mlnx_hca_cr_read32(view_ptr(va), 0) == 0x000101F5, "the view reads the id");
+                check(unmap(ro, va), "unmap");
+            }
+            FW_MAP_CRSPACE_IN in = {0, 0xF0014, 4};
+            refused(ro, "RW map on the read-only handle", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, STATUS_ACCESS_DENIED);
+        }
+    }
+    if (ro != INVALID_HANDLE_VALUE) CloseHandle(ro);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed;
+}
+
+/* Holds a read-only view until standard input ends. */
+static int hold(const char *path) {
+    HANDLE ro = open_device(path, GENERIC_READ);
+    if (ro == INVALID_HANDLE_VALUE) {
+        printf("hold: open failed: error %lu\n", GetLastError());
+        return 1;
+    }
+    uint64_t va = map(ro, FW_MAP_CRSPACE_RO, 0xF0014, 4, "RO map to hold");
+    printf("holding %s (view 0x%llx)\n", path, (unsigned long long)va);
+    fflush(stdout);
+    char buf[64];
+    while (fgets(buf, sizeof buf, stdin)) {
+    }
+    CloseHandle(ro);
+    printf("released\n");
+    return va ? 0 : 1;
+}
+
+/* CM_Query_And_Remove_SubTree: refused (vetoed) while a view or a handle
+ * lives; the veto type and name say who refused. */
+static int query_remove(const char *instance) {
+    DEVINST dn;
+    CONFIGRET cr = CM_Locate_DevNodeA(&dn, (DEVINSTID_A)instance, CM_LOCATE_DEVNODE_NORMAL);
+    if (cr != CR_SUCCESS) {
+        printf("no device %s (CONFIGRET %lu)\n", instance, (unsigned long)cr);
+        return 2;
+    }
+    PNP_VETO_TYPE veto = PNP_VetoTypeUnknown;
+    char name[MAX_PATH] = "";
+    cr = CM_Query_And_Remove_SubTreeA(dn, &veto, name, MAX_PATH, CM_REMOVE_UI_NOT_OK);
+    if (cr == CR_SUCCESS) {
+        printf("removed %s\n", instance);
+        return 0;
+    }
+    printf("vetoed %d %s (CONFIGRET %lu)\n", (int)veto, name, (unsigned long)cr);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    const char *fallback = "\\\\.\\mlnx_hca0";
+    if (argc > 1 && !strcmp(argv[1], "--child") && argc == 5) return child(argv[2], argv[3], argv[4]);
+    if (argc > 1 && !strcmp(argv[1], "--query-remove") && argc == 3) return query_remove(argv[2]);
+    if (argc > 1 && !strcmp(argv[1], "--hold")) return hold(argc > 2 ? argv[2] : fallback);
+    if (argc > 2 && !strcmp(argv[1], "--user") && (!strcmp(argv[2], "none") || !strcmp(argv[2], "read")))
+        return as_user(argc > 3 ? argv[3] : fallback, !strcmp(argv[2], "read"));
+    int windows = argc > 1 && !strcmp(argv[1], "--windows");
+    int first = windows ? 2 : 1;
+    const char *path = argc > first ? argv[first] : fallback;
+    int noclose = argc > first + 1 && !strcmp(argv[first + 1], "noclose");
+    if (argc > first + 2 || (argc > first + 1 && !noclose) || (argc > first && argv[first][0] == '-')) {
+        printf("usage: client.exe [--windows] [DEVICE] [noclose] | --user none|read [DEVICE] | --hold [DEVICE]"
+               " | --query-remove INSTANCE-ID\n");
+        return 2;
+    }
+    return conformance(path, windows, noclose);
 }

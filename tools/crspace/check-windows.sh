@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # check-windows.sh -- type-check crspace for x86_64-pc-windows-msvc on Linux, so
 # that its Windows backend (src/windows.rs: CreateFileW, DeviceIoControl) cannot
-# rot unseen.
+# rot unseen; and build crspace.exe for Windows.
 #
 # Usage: tools/crspace/check-windows.sh [check|clippy] [extra cargo args...]
+#        tools/crspace/check-windows.sh build DIR
 #   check  (default) cargo check of the library and the binary
 #   clippy           the same under clippy, with -D warnings
+#   build DIR        crspace.exe (release) into DIR, for x86_64-pc-windows-gnu:
+#                    linked by mingw-w64's gcc against msvcrt.dll and the
+#                    system DLLs, nothing else to install on Windows
 #
 # The same toolchain as the driver's cross build (tools/wdk-cross): Debian's
 # rustc/cargo 1.96 (rustc-web, cargo-web) with the standard library's source
@@ -29,8 +33,10 @@ trap 'echo "check-windows.sh: failed (line $LINENO: $BASH_COMMAND)" >&2' ERR
 
 ACTION=${1:-check}
 [ $# -gt 0 ] && shift
+OUTDIR=""
 case $ACTION in
     check|clippy) ;;
+    build) OUTDIR=${1:?usage: check-windows.sh build DIR}; shift ;;
     -h|--help|help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "check-windows.sh: unknown action '$ACTION' (check|clippy)" >&2; exit 2 ;;
 esac
@@ -39,12 +45,14 @@ HERE=$(dirname "$(realpath "$0")")
 ROOT=$(realpath "$HERE/../..")
 STATE=${CRSPACE_WINDOWS_HOME:-$HOME/.cache/crspace-windows}
 TRIPLE=x86_64-pc-windows-msvc
+[ "$ACTION" = build ] && TRIPLE=x86_64-pc-windows-gnu
 log() { echo "check-windows: $*" >&2; }
 
 # ------------------------------------------------------------- 1. packages
 # Debian's toolchain; installed only when missing (no apt-get update otherwise).
 PKGS="rustc-web cargo-web rust-web-src"
 [ "$ACTION" = clippy ] && PKGS="$PKGS rust-web-clippy"
+[ "$ACTION" = build ] && PKGS="$PKGS gcc-mingw-w64-x86-64"
 # shellcheck disable=SC2086  # the package list is split on purpose
 "$ROOT/tools/need-debs.sh" $PKGS
 
@@ -86,6 +94,16 @@ start=$SECONDS
 log "cargo $ACTION -p crspace --target $TRIPLE${CARGO_NET_OFFLINE:+ (offline)}"
 if [ "$ACTION" = clippy ]; then
     (cd "$ROOT" && /usr/bin/cargo clippy "${ARGS[@]}" -- -D warnings)
+elif [ "$ACTION" = build ]; then
+    # The standard library is built here too, so rustup's self-contained CRT
+    # objects are not there: mingw-w64's gcc brings its own.
+    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="-C link-self-contained=no -C link-arg=-static-libgcc"
+    (cd "$ROOT" && /usr/bin/cargo build --release --manifest-path "$ROOT/Cargo.toml" -p crspace --bin crspace \
+        --target "$TRIPLE" "-Zbuild-std=std,panic_abort" "$@")
+    mkdir -p "$OUTDIR"
+    cp "$CARGO_TARGET_DIR/$TRIPLE/release/crspace.exe" "$OUTDIR/"
+    echo "$OUTDIR/crspace.exe"
 else
     (cd "$ROOT" && /usr/bin/cargo check "${ARGS[@]}")
 fi

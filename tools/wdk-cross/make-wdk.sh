@@ -259,7 +259,7 @@ RtlInitUnicodeString KeBugCheckEx __C_specific_handler MmAllocateMdlForIoSpace
 MmProbeAndLockPages MmUnlockPages IoGetDeviceProperty RtlFreeUnicodeString IoGetRequestorProcess
 PsGetProcessId PoRegisterSystemState PoUnregisterSystemState PoRequestPowerIrp PoSetPowerState
 ObOpenObjectByPointer ZwSetSecurityObject ZwOpenKey ZwQueryValueKey ZwClose IoOpenDeviceRegistryKey
-ZwSetValueKey ZwDeleteValueKey"
+ZwSetValueKey ZwDeleteValueKey IoIs32bitProcess"
 # Inline in the WDK (FORCEINLINE / macros): never imported.
 INLINE="PsGetCurrentProcess ExInitializeFastMutex IoSetCompletionRoutine
 IoGetCurrentIrpStackLocation IoGetNextIrpStackLocation IoCopyCurrentIrpStackLocationToNext
