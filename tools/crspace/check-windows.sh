@@ -7,9 +7,12 @@
 #        tools/crspace/check-windows.sh build DIR
 #   check  (default) cargo check of the library and the binary
 #   clippy           the same under clippy, with -D warnings
-#   build DIR        crspace.exe (release) into DIR, for x86_64-pc-windows-gnu:
-#                    linked by mingw-w64's gcc against msvcrt.dll and the
-#                    system DLLs, nothing else to install on Windows
+#   build DIR        crspace.exe and the C API library (mlnx_hca_crspace.dll,
+#                    its import library libmlnx_hca_crspace.dll.a, the static
+#                    libmlnx_hca_crspace.a) into DIR, release, for
+#                    x86_64-pc-windows-gnu: linked by mingw-w64's gcc
+#                    against msvcrt.dll and the system DLLs, nothing else
+#                    to install on Windows
 #
 # The same toolchain as the driver's cross build (tools/wdk-cross): Debian's
 # rustc/cargo 1.96 (rustc-web, cargo-web) with the standard library's source
@@ -88,7 +91,7 @@ choose_offline "${CRSPACE_WINDOWS_OFFLINE:-auto}" "$LOCKDIR/fetched" "$(key)"
 
 # ------------------------------------------------------------- 5. check
 export CARGO_TARGET_DIR=$ROOT/target/crspace-windows
-ARGS=(--manifest-path "$ROOT/Cargo.toml" -p crspace --lib --bins --target "$TRIPLE"
+ARGS=(--manifest-path "$ROOT/Cargo.toml" -p crspace -p mlnx_hca_crspace --lib --bins --target "$TRIPLE"
       "-Zbuild-std=std,panic_abort" "$@")
 start=$SECONDS
 log "cargo $ACTION -p crspace --target $TRIPLE${CARGO_NET_OFFLINE:+ (offline)}"
@@ -100,9 +103,10 @@ elif [ "$ACTION" = build ]; then
     export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
     export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="-C link-self-contained=no -C link-arg=-static-libgcc"
     (cd "$ROOT" && /usr/bin/cargo build --release --manifest-path "$ROOT/Cargo.toml" -p crspace --bin crspace \
-        --target "$TRIPLE" "-Zbuild-std=std,panic_abort" "$@")
+        -p mlnx_hca_crspace --lib --target "$TRIPLE" "-Zbuild-std=std,panic_abort" "$@")
     mkdir -p "$OUTDIR"
-    cp "$CARGO_TARGET_DIR/$TRIPLE/release/crspace.exe" "$OUTDIR/"
+    R=$CARGO_TARGET_DIR/$TRIPLE/release
+    cp "$R/crspace.exe" "$R/mlnx_hca_crspace.dll" "$R/libmlnx_hca_crspace.dll.a" "$R/libmlnx_hca_crspace.a" "$OUTDIR/"
     echo "$OUTDIR/crspace.exe"
 else
     (cd "$ROOT" && /usr/bin/cargo check "${ARGS[@]}")

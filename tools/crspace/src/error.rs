@@ -65,7 +65,7 @@ pub enum Error {
     Removed,
     /// A per-handle or per-device mapping quota is exhausted
     /// (`STATUS_INSUFFICIENT_RESOURCES`).
-    #[error("too many live mappings (per-handle or per-device quota): unmap some first")]
+    #[error("no room for another mapping (a per-handle or per-device quota is used up, or the system could not map the window): unmap some first")]
     TooManyMappings,
     /// The handle is closed or being closed (`STATUS_INVALID_HANDLE`,
     /// `STATUS_FILE_CLOSED`).
@@ -164,9 +164,7 @@ impl fmt::Display for StatusText {
 /// What to try when a device does not open.
 fn open_hint(source: &std::io::Error) -> &'static str {
     match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            " (is the mlnx_hca driver installed and the HCA present? choose another with --device PATH, or use --sim)"
-        }
+        std::io::ErrorKind::NotFound => " (is the mlnx_hca driver installed and the HCA present?)",
         _ => "",
     }
 }

@@ -76,7 +76,7 @@ pub use connection::{Connection, Info};
 pub use device::{DeviceId, DEVICE_ID_OFFSET};
 pub use error::{Bytes, Error, Result};
 pub use field::{BitField, CrAddress};
-pub use mapping::{explain_map_failure, AccessMode, Mapping, ReadOnly, ReadWrite};
+pub use mapping::{explain_map_failure, AccessMode, Mapping, ReadOnly, ReadWrite, SharedConnection};
 pub use number::{parse_u32, parse_u64};
 pub use status::Status;
 pub use watch::{watch, WatchOptions};

@@ -197,6 +197,11 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("crspace: {e}");
+            if let CliError::Device(Error::Open { source, .. }) = &e {
+                if source.kind() == io::ErrorKind::NotFound {
+                    eprintln!("crspace: choose another device with --device PATH, or use --sim");
+                }
+            }
             ExitCode::FAILURE
         }
     }

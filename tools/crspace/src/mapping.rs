@@ -10,6 +10,28 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// A connection that several owners hold: the form a [`Mapping`] keeps when
+/// it must outlive the scope that opened the device (the C API's windows,
+/// which C code frees in any order).
+pub type SharedConnection = Arc<dyn Connection + Send + Sync>;
+
+/// The connection a [`Mapping`] unmaps through: borrowed (the handle
+/// outlives the mapping) or shared (the mapping keeps it open).
+enum ConnRef<'c> {
+    Borrowed(&'c dyn Connection),
+    Shared(SharedConnection),
+}
+
+impl ConnRef<'_> {
+    fn get(&self) -> &dyn Connection {
+        match self {
+            ConnRef::Borrowed(conn) => *conn,
+            ConnRef::Shared(conn) => &**conn,
+        }
+    }
+}
 
 mod sealed {
     pub trait Sealed {}
@@ -62,11 +84,13 @@ impl AccessMode for ReadWrite {
 /// [`write`](Mapping::write).
 ///
 /// The mapping borrows its connection: the handle, whose cleanup would unmap
-/// the view, outlives it. The one thing the type cannot rule out is the
+/// the view, outlives it; or, made by [`Mapping::shared_read_only`] or
+/// [`Mapping::shared_read_write`], it holds a share of it and keeps the
+/// handle open until it is dropped. The one thing the type cannot rule out is the
 /// kernel revoking the view itself when the HCA is surprise-removed; an
 /// access after that faults, as with any mapping of a removed device.
 pub struct Mapping<'c, A: AccessMode = ReadOnly> {
-    conn: &'c dyn Connection,
+    conn: ConnRef<'c>,
     /// INVARIANT: the user VA of `offset`, a multiple of 4, with
     /// `offset..offset + size` mapped behind it (`A::WRITABLE`: writable too)
     /// from construction until `Drop` sends the unmap.
@@ -83,7 +107,23 @@ impl<'c> Mapping<'c, ReadOnly> {
     /// (`FW_MAP_CRSPACE_RO`). `offset` and `size` are multiples of 4, `size`
     /// is not 0, and the window lies inside CR space.
     pub fn read_only(conn: &'c dyn Connection, offset: u32, size: u32) -> Result<Self> {
-        Self::map(conn, offset, size)
+        Self::map(ConnRef::Borrowed(conn), offset, size)
+    }
+}
+
+impl Mapping<'static, ReadOnly> {
+    /// [`Mapping::read_only`] through a shared connection, which the mapping
+    /// keeps open until it is dropped.
+    pub fn shared_read_only(conn: SharedConnection, offset: u32, size: u32) -> Result<Self> {
+        Self::map(ConnRef::Shared(conn), offset, size)
+    }
+}
+
+impl Mapping<'static, ReadWrite> {
+    /// [`Mapping::read_write`] through a shared connection, which the mapping
+    /// keeps open until it is dropped.
+    pub fn shared_read_write(conn: SharedConnection, offset: u32, size: u32) -> Result<Self> {
+        Self::map(ConnRef::Shared(conn), offset, size)
     }
 }
 
@@ -94,7 +134,7 @@ impl<'c> Mapping<'c, ReadWrite> {
     /// opened for write, [`Error::Busy`] (with the holder's pid) if another
     /// handle holds the lease.
     pub fn read_write(conn: &'c dyn Connection, offset: u32, size: u32) -> Result<Self> {
-        Self::map(conn, offset, size)
+        Self::map(ConnRef::Borrowed(conn), offset, size)
     }
 
     /// Writes the device's value `value` to the dword at CR-space `offset`
@@ -109,7 +149,7 @@ impl<'c> Mapping<'c, ReadWrite> {
 }
 
 impl<'c, A: AccessMode> Mapping<'c, A> {
-    fn map(conn: &'c dyn Connection, offset: u32, size: u32) -> Result<Self> {
+    fn map(conn: ConnRef<'c>, offset: u32, size: u32) -> Result<Self> {
         if offset % 4 != 0 {
             return Err(Error::Unaligned { offset: offset.into() });
         }
@@ -118,9 +158,9 @@ impl<'c, A: AccessMode> Mapping<'c, A> {
         }
         let input = MapCrSpaceIn { bar_num: 0, offset, size }.to_bytes();
         let mut out = [0u8; 8];
-        let written = match conn.ioctl(A::MAP_CODE, &input, &mut out) {
+        let written = match conn.get().ioctl(A::MAP_CODE, &input, &mut out) {
             Ok(written) => written,
-            Err(status) => return Err(explain_map_failure(conn, A::REQUEST, status, offset, size)),
+            Err(status) => return Err(explain_map_failure(conn.get(), A::REQUEST, status, offset, size)),
         };
         let Some(MapCrSpaceOut { va }) = MapCrSpaceOut::from_bytes(&out[..written.min(out.len())]) else {
             return Err(Error::Malformed { request: A::REQUEST, what: "fewer than 8 bytes" });
@@ -129,7 +169,7 @@ impl<'c, A: AccessMode> Mapping<'c, A> {
             Some(base) => Ok(Mapping { conn, base, va, offset, size, mode: PhantomData }),
             None => {
                 // The view exists but cannot be used: give it back.
-                let _ = send_unmap(conn, va);
+                let _ = send_unmap(conn.get(), va);
                 Err(Error::Malformed { request: A::REQUEST, what: "the view's address is null or not dword aligned" })
             }
         }
@@ -186,8 +226,11 @@ impl<'c, A: AccessMode> Mapping<'c, A> {
     /// Unmaps now and reports whether the driver agreed (dropping a mapping
     /// does the same and ignores the answer).
     pub fn unmap(self) -> Result<()> {
-        let this = ManuallyDrop::new(self);
-        send_unmap(this.conn, this.va).map(drop).map_err(|status| Error::from_status("FW_UNMAP_CRSPACE", status))
+        let mut this = ManuallyDrop::new(self);
+        // The connection (a share of it, for a shared mapping) is taken out
+        // to be dropped after the unmap; nothing else of `this` needs a drop.
+        let conn = std::mem::replace(&mut this.conn, ConnRef::Borrowed(&NoConnection));
+        send_unmap(conn.get(), this.va).map(drop).map_err(|status| Error::from_status("FW_UNMAP_CRSPACE", status))
     }
 }
 
@@ -195,7 +238,17 @@ impl<A: AccessMode> Drop for Mapping<'_, A> {
     fn drop(&mut self) {
         // Nothing to do on failure: the device is gone (its removal unmapped
         // the view) or the handle is closing (its cleanup unmaps it).
-        let _ = send_unmap(self.conn, self.va);
+        let _ = send_unmap(self.conn.get(), self.va);
+    }
+}
+
+/// A stand-in connection that answers nothing, put in place of a mapping's
+/// share of its connection when [`Mapping::unmap`] gives it up.
+struct NoConnection;
+
+impl Connection for NoConnection {
+    fn ioctl(&self, _: u32, _: &[u8], _: &mut [u8]) -> Result<usize, Status> {
+        Err(Status::INVALID_HANDLE)
     }
 }
 

@@ -24,6 +24,13 @@ pub struct DeviceHandle {
     path: String,
 }
 
+// SAFETY: a kernel handle is a process-wide value: any thread may send
+// DeviceIoControl on it, at the same time as others (the driver serialises
+// what needs it), and close it once (Drop, which needs ownership).
+unsafe impl Send for DeviceHandle {}
+// SAFETY: as above; `&DeviceHandle` only sends requests.
+unsafe impl Sync for DeviceHandle {}
+
 impl DeviceHandle {
     /// Opens the device at `path` (`\\.\mlnx_hca0`, or the device
     /// interface's path) with `GENERIC_READ`, plus `GENERIC_WRITE` if
