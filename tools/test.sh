@@ -6,7 +6,8 @@
 #   tools/test.sh            # everything
 #   tools/test.sh host       # only the host tests (cargo test), quick
 #
-# Stages: host tests; mstflint's tools against the simulated HCA; fuzz smoke; ThreadSanitizer; the spin model; the Windows image (cross build of mlnx_hca.sys, default
+# Stages: host tests; mstflint's tools against the simulated HCA; mcra and
+# mstdump built over mlnx_hca; fuzz smoke; ThreadSanitizer; the spin model; the Windows image (cross build of mlnx_hca.sys, default
 # and legacy-pool, checked as a loader would); the image under Wine; benches
 # compile.
 set -euo pipefail
@@ -60,6 +61,10 @@ done_stage
 
 stage "mstflint's unmodified mstmcra and mstregdump against the simulated HCA (tools/sim-pci)"
 within 30 tools/sim-pci/check.sh
+done_stage
+
+stage "mstflint's mcra and mstdump, built from Debian's source over mlnx_hca (tools/mtcr), against Debian's own tools"
+within 30 tools/mtcr/check.sh
 done_stage
 
 stage "fuzz smoke: kept corpus, then 25 s of cargo fuzz against the reference model"

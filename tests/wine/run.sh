@@ -60,6 +60,12 @@ $CC "${CFLAGS[@]}" -I "$ROOT/include" -o "$BIN/client.exe" "$HERE/client.c" -lnt
 $CC "${CFLAGS[@]}" -o "$BIN/sddl.exe" "$HERE/sddl.c" -ladvapi32
 $CC "${CFLAGS[@]}" -o "$BIN/fakehca.exe" "$HERE/fakehca.c" -lsetupapi
 "$ROOT/tools/filter/build.sh" "$BIN" >/dev/null
+# The tools built from Rust import bcryptprimitives.dll, which Wine 8 lacks:
+# a stand-in for this prefix only (bcryptprimitives.c).
+$CC "${CFLAGS[@]}" -shared -o "$BIN/bcryptprimitives.dll" "$HERE/bcryptprimitives.c" "$HERE/bcryptprimitives.def" -ladvapi32
+# mstflint's mcra and mstdump with our mtcr backend, and crspace.exe.
+"$ROOT/tools/mtcr/build.sh" windows >/dev/null
+MT=$ROOT/target/mtcr/windows
 
 # An administrator grants read access to two groups (Users, Performance Log
 # Users) in the registry value the driver reads at start; Wine's own SDDL
@@ -76,6 +82,9 @@ echo "wine: prefix ready ($((SECONDS - t)) s)"
 D=$WINEPREFIX/drive_c/mlnx_hca
 mkdir -p "$D"
 cp "$BIN"/*.exe "$D/"
+cp "$BIN/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+cp "$MT/mcra.exe" "$MT/mstdump.exe" "$MT/lib/crspace.exe" "$D/"
+cp -r "$MT/mstdump_dbs" "$D/"
 cp "$SYS" "$D/mlnx_hca.sys"
 cp "$INF" "$D/mlnx_hca.inf"
 # Wine 8's cmd mishandles `a || b`: test errorlevel instead.
@@ -91,9 +100,15 @@ printf '%s\r\n' \
   'C:\mlnx_hca\client.exe' \
   'if errorlevel 1 exit /b 12' \
   'C:\mlnx_hca\client.exe \\.\mlnx_hca0 noclose' \
+  'if errorlevel 1 exit /b 13' \
   "$([ "$WOW64" = 1 ] && printf '%s' 'C:\mlnx_hca\client32.exe')" \
   "$([ "$WOW64" = 1 ] && printf '%s' 'if errorlevel 1 exit /b 16')" \
-  'if errorlevel 1 exit /b 13' \
+  'C:\mlnx_hca\mcra.exe mlnx_hca0 0xf0014 > C:\mlnx_hca\mcra.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\mcra.rc' \
+  'C:\mlnx_hca\mstdump.exe mt4099_pci_cr0 > C:\mlnx_hca\mstdump.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\mstdump.rc' \
+  'C:\mlnx_hca\crspace.exe read 0xf0014 > C:\mlnx_hca\crspace.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\crspace.rc' \
   'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim' \
   'if errorlevel 1 exit /b 14' \
   'sc stop mlnx_hca' \
@@ -156,6 +171,35 @@ expect "uninstall reached REMOVE_DEVICE" 'REMOVE_DEVICE'
 expect "the driver unloaded" '[Uu]nload'
 expect "no outstanding allocation at unload" 'outstanding allocations: 0'
 if grep -Eq 'outstanding allocations: [1-9]' "$DRV"; then echo "FAIL leak at unload"; fails=$((fails + 1)); fi
+# Every handle context the driver created (clients, mcra, mstdump, crspace)
+# was freed by its close.
+created=$(sed -n 's/^.*CREATE mlnx_hca0 pid [0-9]*: context \(0x[0-9a-f]*\),.*/\1/p' "$DRV" | sort -u)
+unfreed=0
+for c in $created; do grep -q "CLOSE mlnx_hca0: context $c freed" "$DRV" || unfreed=$((unfreed + 1)); done
+if [ -n "$created" ] && [ "$unfreed" = 0 ]; then
+  echo "ok   driver log: all $(echo "$created" | wc -l) handle contexts were freed at close"
+else
+  echo "FAIL driver log: $unfreed of the handle contexts were never freed"; fails=$((fails + 1))
+fi
+
+# mstflint's mcra and mstdump (our mtcr backend) and crspace.exe: they find
+# and open the device, the map Wine cannot make fails with a clear message
+# and a non-zero exit, nothing crashes, and their contexts went (above).
+tool() { # tool NAME WHAT WANT-RC TEXT...: NAME.rc is WANT-RC and NAME.txt holds every TEXT
+  local name=$1 what=$2 want=$3 got text ok=1; shift 3
+  got=$(tr -d '\r \n' < "$D/$name.rc" 2>/dev/null || echo missing)
+  [ "$got" = "$want" ] || ok=0
+  for text in "$@"; do grep -qF -- "$text" "$D/$name.txt" || ok=0; done
+  if [ "$ok" = 1 ]; then echo "ok   $what"; else
+    echo "FAIL $what (exit $got, want $want)"; sed 's/^/     | /' "$D/$name.txt"; fails=$((fails + 1)); fi
+}
+MAPFAIL="no room for another mapping"
+tool mcra "mcra.exe mlnx_hca0 0xf0014: opens the device, reports the failed map, exit 1" 1 \
+  "mlnx_hca: mlnx_hca0: $MAPFAIL" "mopen:"
+tool mstdump "mstdump.exe mt4099_pci_cr0 (mstflint's Windows name): the same, exit 1" 1 \
+  "mlnx_hca: mlnx_hca0: $MAPFAIL" "Unable to open device mt4099_pci_cr0"
+tool crspace "crspace.exe read 0xf0014: the same, exit 1" 1 "crspace: $MAPFAIL"
+
 echo "wine: $fails driver-log check(s) failed"
 
 # The filter installer, on fake HCAs in the same prefix (filter.sh).

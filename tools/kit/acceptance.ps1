@@ -213,12 +213,26 @@ function Step-Run {
     } else {
         Record 'crspace' $false 'crspace.exe is not in the kit'
     }
-    foreach ($tool in @('mcra.exe', 'mstdump.exe')) {
-        $exe = Join-Path $tools $tool
-        if (-not (Test-Path $exe)) { continue }
-        if ($tool -eq 'mcra.exe') { $rc = Invoke-Tool $exe @('mlnx_hca0', '0xf0014') 'mcra.txt'; $log = 'mcra.txt' }
-        else { $rc = Invoke-Tool $exe @('mlnx_hca0') 'mstdump.txt'; $log = 'mstdump.txt' }
-        Record $tool ($rc -eq 0) ('logs\' + $log)
+    # mstflint's mcra and mstdump over mlnx_hca (mtcr backend).
+    $mcra = Join-Path $tools 'mcra.exe'
+    if (Test-Path $mcra) {
+        $rc = Invoke-Tool $mcra @('mlnx_hca0', '0xf0014') 'mcra.txt'
+        $text = Get-Content (Join-Path $Logs 'mcra.txt') -Raw
+        Record 'mcra-read' (($rc -eq 0) -and ($text -match '^0x000101f5')) $text.Trim()
+        $rc1 = Invoke-Tool $mcra @('mt4099_pci_cr0', '0x3004', '0xcafe0001') 'mcra-write.txt'
+        $rc2 = Invoke-Tool $crspace @('read', '0x3004', '--value') 'mcra-readback.txt'
+        $text = Get-Content (Join-Path $Logs 'mcra-readback.txt') -Raw
+        Record 'mcra-write' (($rc1 -eq 0) -and ($rc2 -eq 0) -and ($text -match '^0xcafe0001')) ('crspace reads ' + $text.Trim())
+    } else {
+        Record 'mcra' $false 'mcra.exe is not in the kit'
+    }
+    $mstdump = Join-Path $tools 'mstdump.exe'
+    if (Test-Path $mstdump) {
+        $rc = Invoke-Tool $mstdump @('mlnx_hca0') 'mstdump.txt'
+        $lines = @(Get-Content (Join-Path $Logs 'mstdump.txt')).Count
+        Record 'mstdump' (($rc -eq 0) -and ($lines -eq 35572)) ('mstdump: ' + $lines + ' lines (ConnectX3.csv: 35572)')
+    } else {
+        Record 'mstdump' $false 'mstdump.exe is not in the kit'
     }
 
     # A standard user: no open at all; then, after the documented read
