@@ -46,6 +46,10 @@ stage "host tests: core, simulated HCA, contract, C header, INF, tools"
 within 30 cargo test --workspace "${HOST[@]}"
 done_stage
 
+stage "the crspace C API from C"
+tools/crspace-c/check.sh
+done_stage
+
 stage "fmt and clippy (workspace), crspace Windows type-check"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets "${HOST[@]}" -- -D warnings

@@ -1,46 +1,12 @@
-//! The C API as C sees it: `tests/c_api.c`, compiled against
-//! `include/mlnx_hca_crspace.h` and linked with this crate's static
-//! library, runs every function against a simulated HCA; and the header's
-//! status numbers are the library's.
+//! The header's status numbers and `mlnx_hca_info` are the library's. (The
+//! C API as C sees it, `tests/c_api.c` linked with the static library, runs
+//! in `tools/crspace-c/check.sh`: `cargo test` does not build the static
+//! library.)
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The static library cargo built beside this test (target/<profile>/).
-fn static_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    let lib = profile_dir.join("libmlnx_hca_crspace.a");
-    assert!(lib.exists(), "{} is missing: cargo builds it with the library (crate-type staticlib)", lib.display());
-    lib
-}
-
-#[test]
-fn the_c_api_works_from_c() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let exe = dir.path().join("c_api");
-    let out = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-D_DEFAULT_SOURCE", "-I"])
-        .arg(root().join("include"))
-        .arg(root().join("tools/crspace-c/tests/c_api.c"))
-        .arg(static_library())
-        .args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("cc");
-    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let bar = dir.path().join("cr.bar");
-    let run = Command::new(&exe).arg(&bar).output().expect("c_api");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
-    assert!(!stdout.contains("FAIL"), "{stdout}");
-    let last = stdout.lines().last().unwrap_or_default();
-    let passed: u32 = last.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(passed >= 40, "{last}");
 }
 
 #[test]
