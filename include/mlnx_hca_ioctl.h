@@ -23,6 +23,19 @@
  *   STATUS_INSUFFICIENT_RESOURCES  per-handle or per-device mapping quota
  *   STATUS_DEVICE_BUSY             another handle holds the write lease
  *   STATUS_DELETE_PENDING          the device was removed
+ *   STATUS_NOT_SUPPORTED           a map or unmap forwarded from another
+ *                                  context; a request of the other path (a
+ *                                  map on a gateway device, a block request
+ *                                  on a mapped one); an address space the
+ *                                  device does not report
+ *   STATUS_IO_TIMEOUT              the gateway's semaphore stayed taken 2 s
+ *   STATUS_IO_DEVICE_ERROR         the gateway did not complete a transfer
+ *
+ * Two paths to CR space (FW_QUERY_DEVICE says which): on ConnectX-3 and
+ * older BAR 0 is CR space and the map codes map it; on ConnectX-4 and later
+ * the block codes move up to MLNX_HCA_MAX_BLOCK_DWORDS dwords of a named
+ * address space through the configuration-space gateway. Block values are
+ * the device's as the gateway carries them: no byte swap.
  */
 #ifndef MLNX_HCA_IOCTL_H
 #define MLNX_HCA_IOCTL_H
@@ -47,6 +60,28 @@
 #define FW_UNMAP_CRSPACE  MLNX_HCA_CTL_CODE(0x802, MLNX_HCA_FILE_READ_ACCESS)
 /* BAR sizes, lease holder, this handle's mappings.  no input, out: FW_QUERY_CRSPACE_OUT */
 #define FW_QUERY_CRSPACE  MLNX_HCA_CTL_CODE(0x803, MLNX_HCA_FILE_READ_ACCESS)
+/* Read `count` dwords of a space through the gateway.  in: FW_CRSPACE_BLOCK_IN,
+ * out: `count` uint32_t (a read-only handle reads CR and ND_CR space only) */
+#define FW_READ_CRSPACE_BLOCK  MLNX_HCA_CTL_CODE(0x804, MLNX_HCA_FILE_READ_ACCESS)
+/* Write `count` dwords.  in: FW_CRSPACE_BLOCK_IN followed by `count` uint32_t,
+ * no output; needs the write lease free or held by this handle */
+#define FW_WRITE_CRSPACE_BLOCK MLNX_HCA_CTL_CODE(0x805, MLNX_HCA_FILE_READ_ACCESS | MLNX_HCA_FILE_WRITE_ACCESS)
+/* Take (1) or give back (0) the write lease without mapping.  in:
+ * FW_LEASE_CRSPACE_IN, no output */
+#define FW_LEASE_CRSPACE       MLNX_HCA_CTL_CODE(0x806, MLNX_HCA_FILE_READ_ACCESS | MLNX_HCA_FILE_WRITE_ACCESS)
+/* The device's identity and path.  no input, out: FW_QUERY_DEVICE_OUT */
+#define FW_QUERY_DEVICE        MLNX_HCA_CTL_CODE(0x807, MLNX_HCA_FILE_READ_ACCESS)
+
+#define MLNX_HCA_MAX_BLOCK_DWORDS 64 /* dwords one block request moves at most */
+#define MLNX_HCA_PATH_MAPPED      1  /* FW_QUERY_DEVICE_OUT.path: BAR 0 is CR space */
+#define MLNX_HCA_PATH_GATEWAY     2  /* FW_QUERY_DEVICE_OUT.path: the gateway */
+/* Address spaces of the gateway (FW_CRSPACE_BLOCK_IN.space). */
+#define MLNX_HCA_SPACE_ICMD_EXT   0x1
+#define MLNX_HCA_SPACE_CR         0x2
+#define MLNX_HCA_SPACE_ICMD       0x3
+#define MLNX_HCA_SPACE_ND_CR      0x6 /* CR space, non-destructive reads */
+#define MLNX_HCA_SPACE_SEMAPHORE  0xA /* the tools' locks; what a handle writes here
+                                          is written back to 0 when it ends */
 
 typedef struct FW_MAP_CRSPACE_IN {
     uint32_t bar_num; /* 0: CR space. 1 (UAR), 2 (DDR): STATUS_NOT_IMPLEMENTED */
@@ -61,6 +96,25 @@ typedef struct FW_MAP_CRSPACE_OUT {
 typedef struct FW_UNMAP_CRSPACE_IN {
     uint64_t va; /* a va a map of this handle returned to this process */
 } FW_UNMAP_CRSPACE_IN;
+
+typedef struct FW_CRSPACE_BLOCK_IN {
+    uint32_t space;  /* MLNX_HCA_SPACE_*, one FW_QUERY_DEVICE_OUT.spaces reports */
+    uint32_t offset; /* byte offset in the space, multiple of 4 */
+    uint32_t count;  /* dwords, 1 to MLNX_HCA_MAX_BLOCK_DWORDS */
+} FW_CRSPACE_BLOCK_IN;
+
+typedef struct FW_LEASE_CRSPACE_IN {
+    uint32_t take; /* 1: take the write lease; 0: give it back */
+} FW_LEASE_CRSPACE_IN;
+
+typedef struct FW_QUERY_DEVICE_OUT {
+    uint32_t pci_device_id; /* 0x1003: ConnectX-3; 0x1013: ConnectX-4 */
+    uint32_t hw_id;         /* low 16 bits of CR space's dword at 0xF0014 */
+    uint32_t path;          /* MLNX_HCA_PATH_MAPPED or MLNX_HCA_PATH_GATEWAY */
+    uint32_t spaces;        /* bit n: space n supported (0 on a mapped device) */
+    uint32_t max_count;     /* MLNX_HCA_MAX_BLOCK_DWORDS */
+    uint32_t reserved;      /* 0 */
+} FW_QUERY_DEVICE_OUT;
 
 typedef struct FW_QUERY_CRSPACE_OUT {
     uint32_t bar0_size;     /* CR space, bytes */
@@ -155,11 +209,17 @@ static_assert(sizeof(FW_MAP_CRSPACE_IN) == 12, "FW_MAP_CRSPACE_IN is 12 bytes");
 static_assert(sizeof(FW_MAP_CRSPACE_OUT) == 8, "FW_MAP_CRSPACE_OUT is 8 bytes");
 static_assert(sizeof(FW_UNMAP_CRSPACE_IN) == 8, "FW_UNMAP_CRSPACE_IN is 8 bytes");
 static_assert(sizeof(FW_QUERY_CRSPACE_OUT) == 24, "FW_QUERY_CRSPACE_OUT is 24 bytes");
+static_assert(sizeof(FW_CRSPACE_BLOCK_IN) == 12, "FW_CRSPACE_BLOCK_IN is 12 bytes");
+static_assert(sizeof(FW_LEASE_CRSPACE_IN) == 4, "FW_LEASE_CRSPACE_IN is 4 bytes");
+static_assert(sizeof(FW_QUERY_DEVICE_OUT) == 24, "FW_QUERY_DEVICE_OUT is 24 bytes");
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(FW_MAP_CRSPACE_IN) == 12, "FW_MAP_CRSPACE_IN is 12 bytes");
 _Static_assert(sizeof(FW_MAP_CRSPACE_OUT) == 8, "FW_MAP_CRSPACE_OUT is 8 bytes");
 _Static_assert(sizeof(FW_UNMAP_CRSPACE_IN) == 8, "FW_UNMAP_CRSPACE_IN is 8 bytes");
 _Static_assert(sizeof(FW_QUERY_CRSPACE_OUT) == 24, "FW_QUERY_CRSPACE_OUT is 24 bytes");
+_Static_assert(sizeof(FW_CRSPACE_BLOCK_IN) == 12, "FW_CRSPACE_BLOCK_IN is 12 bytes");
+_Static_assert(sizeof(FW_LEASE_CRSPACE_IN) == 4, "FW_LEASE_CRSPACE_IN is 4 bytes");
+_Static_assert(sizeof(FW_QUERY_DEVICE_OUT) == 24, "FW_QUERY_DEVICE_OUT is 24 bytes");
 #endif
 
 #endif /* MLNX_HCA_IOCTL_H */

@@ -44,6 +44,51 @@ pub const FW_MAP_CRSPACE_RW: u32 =
 pub const FW_UNMAP_CRSPACE: u32 = ctl_code(FILE_DEVICE_INFINIBAND, 0x802, METHOD_BUFFERED, Access::READ);
 /// BAR sizes, lease holder and this handle's mapping count: no input, out [`QueryCrSpaceOut`].
 pub const FW_QUERY_CRSPACE: u32 = ctl_code(FILE_DEVICE_INFINIBAND, 0x803, METHOD_BUFFERED, Access::READ);
+/// Read `count` dwords of an address space through the configuration-space
+/// gateway: in [`BlockIn`], out `count` little-endian `u32`s.
+pub const FW_READ_CRSPACE_BLOCK: u32 = ctl_code(FILE_DEVICE_INFINIBAND, 0x804, METHOD_BUFFERED, Access::READ);
+/// Write `count` dwords of an address space through the gateway: in
+/// [`BlockIn`] followed by `count` `u32`s, no output.
+pub const FW_WRITE_CRSPACE_BLOCK: u32 =
+    ctl_code(FILE_DEVICE_INFINIBAND, 0x805, METHOD_BUFFERED, Access::READ.union(Access::WRITE));
+/// Take (1) or give back (0) the write lease without mapping: in
+/// [`LeaseIn`], no output.
+pub const FW_LEASE_CRSPACE: u32 =
+    ctl_code(FILE_DEVICE_INFINIBAND, 0x806, METHOD_BUFFERED, Access::READ.union(Access::WRITE));
+/// The device's identity and access path: no input, out [`QueryDeviceOut`].
+pub const FW_QUERY_DEVICE: u32 = ctl_code(FILE_DEVICE_INFINIBAND, 0x807, METHOD_BUFFERED, Access::READ);
+
+/// The most dwords one block request moves (256 bytes, as mstflint's
+/// `mstflint_access` module allows); `FW_QUERY_DEVICE` reports it.
+pub const MAX_BLOCK_DWORDS: u32 = 64;
+
+/// `path` of [`QueryDeviceOut`]: BAR 0 is CR space, mapped by the map codes.
+pub const PATH_MAPPED: u32 = 1;
+/// `path` of [`QueryDeviceOut`]: CR space is behind the configuration-space
+/// gateway, reached by the block codes.
+pub const PATH_GATEWAY: u32 = 2;
+
+/// The address spaces of the gateway the contract names (`space` of
+/// [`BlockIn`]); any other is `STATUS_NOT_SUPPORTED`.
+pub mod space {
+    /// ICMD, extended.
+    pub const ICMD_EXT: u32 = 0x1;
+    /// CR space.
+    pub const CR: u32 = 0x2;
+    /// ICMD.
+    pub const ICMD: u32 = 0x3;
+    /// CR space, non-destructive reads.
+    pub const ND_CR: u32 = 0x6;
+    /// The tools' semaphores and resource locks.
+    pub const SEMAPHORE: u32 = 0xA;
+    /// Every space the contract names.
+    pub const ALL: [u32; 5] = [ICMD_EXT, CR, ICMD, ND_CR, SEMAPHORE];
+    /// Spaces a read-only handle may read (reading the others has effects:
+    /// a semaphore is taken by a read).
+    pub const fn readable_by_any(space: u32) -> bool {
+        space == CR || space == ND_CR
+    }
+}
 
 /// Input of `FW_MAP_CRSPACE_RO` / `FW_MAP_CRSPACE_RW`.
 #[repr(C)]
@@ -71,6 +116,44 @@ pub struct MapCrSpaceOut {
 pub struct UnmapCrSpaceIn {
     /// A VA a map of this handle returned to this process.
     pub va: u64,
+}
+
+/// Input of `FW_READ_CRSPACE_BLOCK` (and the head of `FW_WRITE_CRSPACE_BLOCK`'s).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockIn {
+    /// The gateway's address space ([`space`]).
+    pub space: u32,
+    /// Byte offset in the space; a multiple of 4.
+    pub offset: u32,
+    /// Dwords: 1 to [`MAX_BLOCK_DWORDS`].
+    pub count: u32,
+}
+
+/// Input of `FW_LEASE_CRSPACE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseIn {
+    /// 1: take the write lease; 0: give it back.
+    pub take: u32,
+}
+
+/// Output of `FW_QUERY_DEVICE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryDeviceOut {
+    /// The PCI device id (0x1003: a ConnectX-3; 0x1013: a ConnectX-4).
+    pub pci_device_id: u32,
+    /// The low 16 bits of the dword at 0xF0014 of CR space.
+    pub hw_id: u32,
+    /// [`PATH_MAPPED`] or [`PATH_GATEWAY`].
+    pub path: u32,
+    /// Bit n set: address space n is supported (0 on a mapped device).
+    pub spaces: u32,
+    /// The most dwords a block request moves.
+    pub max_count: u32,
+    /// 0.
+    pub reserved: u32,
 }
 
 /// Output of `FW_QUERY_CRSPACE`.
@@ -111,10 +194,22 @@ pub enum Ioctl {
     Unmap,
     /// `FW_QUERY_CRSPACE`.
     Query,
+    /// `FW_READ_CRSPACE_BLOCK`.
+    ReadBlock,
+    /// `FW_WRITE_CRSPACE_BLOCK`.
+    WriteBlock,
+    /// `FW_LEASE_CRSPACE`.
+    Lease,
+    /// `FW_QUERY_DEVICE`.
+    QueryDevice,
 }
 
 /// A request decoded from the caller's buffers; its numbers are still the
 /// caller's allegations, checked by the core against the device.
+// A block's 256 bytes stay inline: a request lives on the dispatch
+// routine's stack for one call, and boxing it would be a pool allocation
+// per request in the kernel.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Map a window, read-only or read-write.
@@ -128,6 +223,20 @@ pub enum Request {
     Unmap(UnmapCrSpaceIn),
     /// Report BAR sizes, lease holder, mapping count.
     Query,
+    /// Read a block through the gateway.
+    ReadBlock(BlockIn),
+    /// Write a block through the gateway: the first `min(count, MAX)` dwords
+    /// of `data` are the caller's.
+    WriteBlock {
+        /// The caller's head block.
+        params: BlockIn,
+        /// The values, read once.
+        data: [u32; MAX_BLOCK_DWORDS as usize],
+    },
+    /// Take or give back the write lease.
+    Lease(LeaseIn),
+    /// Report the device's identity and path.
+    QueryDevice,
 }
 
 impl Ioctl {
@@ -138,6 +247,10 @@ impl Ioctl {
             FW_MAP_CRSPACE_RW => Ok(Ioctl::MapReadWrite),
             FW_UNMAP_CRSPACE => Ok(Ioctl::Unmap),
             FW_QUERY_CRSPACE => Ok(Ioctl::Query),
+            FW_READ_CRSPACE_BLOCK => Ok(Ioctl::ReadBlock),
+            FW_WRITE_CRSPACE_BLOCK => Ok(Ioctl::WriteBlock),
+            FW_LEASE_CRSPACE => Ok(Ioctl::Lease),
+            FW_QUERY_DEVICE => Ok(Ioctl::QueryDevice),
             _ => Err(Status::INVALID_DEVICE_REQUEST),
         }
     }
@@ -149,6 +262,10 @@ impl Ioctl {
             Ioctl::MapReadWrite => FW_MAP_CRSPACE_RW,
             Ioctl::Unmap => FW_UNMAP_CRSPACE,
             Ioctl::Query => FW_QUERY_CRSPACE,
+            Ioctl::ReadBlock => FW_READ_CRSPACE_BLOCK,
+            Ioctl::WriteBlock => FW_WRITE_CRSPACE_BLOCK,
+            Ioctl::Lease => FW_LEASE_CRSPACE,
+            Ioctl::QueryDevice => FW_QUERY_DEVICE,
         }
     }
 
@@ -157,30 +274,39 @@ impl Ioctl {
         code_access(self.code())
     }
 
-    /// Bytes of input this code reads.
+    /// Bytes of the fixed input block this code reads (a block write's
+    /// values follow it).
     pub const fn input_len(self) -> usize {
         match self {
             Ioctl::MapReadOnly | Ioctl::MapReadWrite => core::mem::size_of::<MapCrSpaceIn>(),
             Ioctl::Unmap => core::mem::size_of::<UnmapCrSpaceIn>(),
-            Ioctl::Query => 0,
+            Ioctl::Query | Ioctl::QueryDevice => 0,
+            Ioctl::ReadBlock | Ioctl::WriteBlock => core::mem::size_of::<BlockIn>(),
+            Ioctl::Lease => core::mem::size_of::<LeaseIn>(),
         }
     }
 
-    /// Bytes of output this code writes on success.
+    /// Bytes of output this code writes on success (a block read: per
+    /// dword asked for, see [`Ioctl::decode`]).
     pub const fn output_len(self) -> usize {
         match self {
             Ioctl::MapReadOnly | Ioctl::MapReadWrite => core::mem::size_of::<MapCrSpaceOut>(),
-            Ioctl::Unmap => 0,
+            Ioctl::Unmap | Ioctl::ReadBlock | Ioctl::WriteBlock | Ioctl::Lease => 0,
             Ioctl::Query => core::mem::size_of::<QueryCrSpaceOut>(),
+            Ioctl::QueryDevice => core::mem::size_of::<QueryDeviceOut>(),
         }
     }
 
-    /// Checks both buffer lengths and reads the input block once.
-    /// Longer buffers are accepted; only the block is read.
+    /// Checks both buffer lengths and reads the input once. Longer buffers
+    /// are accepted; only the block is read. A block read's output must hold
+    /// `count` dwords and a block write's input its `count` values, whatever
+    /// `count` is (its range is a parameter, checked later).
     pub fn decode(self, input: &[u8], output_len: usize) -> Result<Request> {
         if input.len() < self.input_len() || output_len < self.output_len() {
             return Err(Status::BUFFER_TOO_SMALL);
         }
+        let block =
+            |input: &[u8]| BlockIn { space: le_u32(input, 0), offset: le_u32(input, 4), count: le_u32(input, 8) };
         Ok(match self {
             Ioctl::MapReadOnly | Ioctl::MapReadWrite => Request::Map {
                 writable: self == Ioctl::MapReadWrite,
@@ -188,6 +314,27 @@ impl Ioctl {
             },
             Ioctl::Unmap => Request::Unmap(UnmapCrSpaceIn { va: le_u64(input, 0) }),
             Ioctl::Query => Request::Query,
+            Ioctl::QueryDevice => Request::QueryDevice,
+            Ioctl::Lease => Request::Lease(LeaseIn { take: le_u32(input, 0) }),
+            Ioctl::ReadBlock => {
+                let params = block(input);
+                if (output_len as u64) < 4 * u64::from(params.count) {
+                    return Err(Status::BUFFER_TOO_SMALL);
+                }
+                Request::ReadBlock(params)
+            }
+            Ioctl::WriteBlock => {
+                let params = block(input);
+                let head = core::mem::size_of::<BlockIn>();
+                if (input.len() as u64) < head as u64 + 4 * u64::from(params.count) {
+                    return Err(Status::BUFFER_TOO_SMALL);
+                }
+                let mut data = [0u32; MAX_BLOCK_DWORDS as usize];
+                for (i, slot) in data.iter_mut().enumerate().take(params.count as usize) {
+                    *slot = le_u32(input, head + 4 * i);
+                }
+                Request::WriteBlock { params, data }
+            }
         })
     }
 }
@@ -207,6 +354,8 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
 }
 
 /// What a successful request hands back to the caller.
+// Inline for the same reason as `Request`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Response {
     /// A map's block.
@@ -215,6 +364,17 @@ pub enum Response {
     Unmap,
     /// A query's block.
     Query(QueryCrSpaceOut),
+    /// A block read's values: the first `count`.
+    ReadBlock {
+        /// Dwords read.
+        count: u32,
+        /// The values (the device's, as the gateway carries them).
+        data: [u32; MAX_BLOCK_DWORDS as usize],
+    },
+    /// A block write, or a lease taken or given back: no output.
+    Done,
+    /// A device query's block.
+    QueryDevice(QueryDeviceOut),
 }
 
 impl Response {
@@ -224,7 +384,25 @@ impl Response {
     pub fn encode(&self, out: &mut [u8]) -> usize {
         match self {
             Response::Map(m) => put(out, &[&m.va.to_le_bytes()]),
-            Response::Unmap => 0,
+            Response::Unmap | Response::Done => 0,
+            Response::ReadBlock { count, data } => {
+                let n = (*count).min(MAX_BLOCK_DWORDS) as usize;
+                for (i, value) in data[..n].iter().enumerate() {
+                    out[4 * i..4 * i + 4].copy_from_slice(&value.to_le_bytes());
+                }
+                4 * n
+            }
+            Response::QueryDevice(q) => put(
+                out,
+                &[
+                    &q.pci_device_id.to_le_bytes(),
+                    &q.hw_id.to_le_bytes(),
+                    &q.path.to_le_bytes(),
+                    &q.spaces.to_le_bytes(),
+                    &q.max_count.to_le_bytes(),
+                    &0u32.to_le_bytes(),
+                ],
+            ),
             Response::Query(q) => put(
                 out,
                 &[
@@ -273,6 +451,29 @@ impl MapCrSpaceOut {
     }
 }
 
+impl BlockIn {
+    /// The block as the caller's bytes (for clients and tests).
+    pub fn to_bytes(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        put(&mut b, &[&self.space.to_le_bytes(), &self.offset.to_le_bytes(), &self.count.to_le_bytes()]);
+        b
+    }
+}
+
+impl QueryDeviceOut {
+    /// Reads the block from the bytes a device query returned.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        (bytes.len() >= 24).then(|| QueryDeviceOut {
+            pci_device_id: le_u32(bytes, 0),
+            hw_id: le_u32(bytes, 4),
+            path: le_u32(bytes, 8),
+            spaces: le_u32(bytes, 12),
+            max_count: le_u32(bytes, 16),
+            reserved: le_u32(bytes, 20),
+        })
+    }
+}
+
 impl QueryCrSpaceOut {
     /// Reads the block from the bytes a query returned.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
@@ -297,13 +498,19 @@ mod tests {
         assert_eq!(FW_MAP_CRSPACE_RW, 0x003B_E004);
         assert_eq!(FW_UNMAP_CRSPACE, 0x003B_6008);
         assert_eq!(FW_QUERY_CRSPACE, 0x003B_600C);
+        assert_eq!(FW_READ_CRSPACE_BLOCK, 0x003B_6010);
+        assert_eq!(FW_WRITE_CRSPACE_BLOCK, 0x003B_E014);
+        assert_eq!(FW_LEASE_CRSPACE, 0x003B_E018);
+        assert_eq!(FW_QUERY_DEVICE, 0x003B_601C);
+        assert_eq!(Ioctl::WriteBlock.required_access(), Access::READ | Access::WRITE);
+        assert_eq!(Ioctl::ReadBlock.required_access(), Access::READ);
         assert_eq!(Ioctl::MapReadWrite.required_access(), Access::READ | Access::WRITE);
         assert_eq!(Ioctl::Query.required_access(), Access::READ);
     }
 
     #[test]
     fn full_code_is_compared() {
-        for bad in [0, FW_MAP_CRSPACE_RO | 0x8000_0000, FW_MAP_CRSPACE_RO | 3, FW_QUERY_CRSPACE + 4, 0x0022_6000] {
+        for bad in [0, FW_MAP_CRSPACE_RO | 0x8000_0000, FW_MAP_CRSPACE_RO | 3, FW_QUERY_DEVICE + 4, 0x0022_6000] {
             assert_eq!(Ioctl::from_code(bad), Err(Status::INVALID_DEVICE_REQUEST), "{bad:#x}");
         }
     }
@@ -318,6 +525,37 @@ mod tests {
         assert_eq!(Ioctl::Query.decode(&[], 23), Err(Status::BUFFER_TOO_SMALL));
         assert_eq!(Ioctl::Query.decode(&[1, 2, 3], 24), Ok(Request::Query));
         assert_eq!(Ioctl::Unmap.decode(&[0; 7], 0), Err(Status::BUFFER_TOO_SMALL));
+        // Block requests: the output (read) or the input (write) holds every
+        // dword asked for; the count's range is a parameter, checked later.
+        let read = BlockIn { space: 2, offset: 0x10, count: 3 };
+        assert_eq!(Ioctl::ReadBlock.decode(&read.to_bytes(), 11), Err(Status::BUFFER_TOO_SMALL));
+        assert_eq!(Ioctl::ReadBlock.decode(&read.to_bytes(), 12), Ok(Request::ReadBlock(read)));
+        let huge = BlockIn { count: u32::MAX, ..read };
+        assert_eq!(Ioctl::ReadBlock.decode(&huge.to_bytes(), usize::MAX >> 1), Ok(Request::ReadBlock(huge)));
+        let mut write = read.to_bytes().to_vec();
+        write.extend([1u32, 2, 3].iter().flat_map(|v| v.to_le_bytes()));
+        assert_eq!(Ioctl::WriteBlock.decode(&write[..23], 0), Err(Status::BUFFER_TOO_SMALL));
+        let Ok(Request::WriteBlock { params, data }) = Ioctl::WriteBlock.decode(&write, 0) else { panic!("decoded") };
+        assert_eq!((params, &data[..4]), (read, &[1, 2, 3, 0][..]));
+        assert_eq!(Ioctl::Lease.decode(&[1, 0, 0], 0), Err(Status::BUFFER_TOO_SMALL));
+        assert_eq!(Ioctl::Lease.decode(&[1, 0, 0, 0], 0), Ok(Request::Lease(LeaseIn { take: 1 })));
+        assert_eq!(Ioctl::QueryDevice.decode(&[], 23), Err(Status::BUFFER_TOO_SMALL));
+    }
+
+    #[test]
+    fn block_and_device_responses_write_exactly_their_bytes() {
+        let mut data = [0u32; MAX_BLOCK_DWORDS as usize];
+        data[..2].copy_from_slice(&[0x0102_0304, 0xAABB_CCDD]);
+        let mut out = [0xEEu8; 12];
+        assert_eq!(Response::ReadBlock { count: 2, data }.encode(&mut out), 8);
+        assert_eq!(out, [4, 3, 2, 1, 0xDD, 0xCC, 0xBB, 0xAA, 0xEE, 0xEE, 0xEE, 0xEE]);
+        let q =
+            QueryDeviceOut { pci_device_id: 0x1013, hw_id: 0x209, path: 2, spaces: 0x44e, max_count: 64, reserved: 7 };
+        let mut out = [0xEEu8; 26];
+        assert_eq!(Response::QueryDevice(q).encode(&mut out), 24);
+        assert_eq!(QueryDeviceOut::from_bytes(&out), Some(QueryDeviceOut { reserved: 0, ..q }));
+        assert_eq!(&out[24..], &[0xEE; 2]);
+        assert_eq!(Response::Done.encode(&mut out), 0);
     }
 
     #[test]

@@ -47,8 +47,11 @@ statuses! {
     /// A parameter is out of range, misaligned, or names no mapping of this caller.
     INVALID_PARAMETER = 0xC000_000D, "a parameter is invalid: bar_num, offset or size out of range or not dword aligned, or the VA is not a mapping of this handle in this process";
     /// A map or unmap that is not a user-mode request running in its own
-    /// process (a driver forwarding it from another context).
-    NOT_SUPPORTED = 0xC000_00BB, "maps and unmaps are carried out only for a user-mode request running in the requesting process, not one a driver forwarded from another context";
+    /// process (a driver forwarding it from another context); a request of
+    /// the other path (a map of a device whose CR space is behind the
+    /// configuration-space gateway, a gateway request to one whose BAR 0 is
+    /// mapped); an address space the device does not have.
+    NOT_SUPPORTED = 0xC000_00BB, "not supported: maps and unmaps only for a user-mode request in the requesting process; maps only where BAR 0 is CR space (ConnectX-3 and older), block requests only through the configuration-space gateway (ConnectX-4 and later), and only the address spaces the device reports";
     /// The I/O control code is not one of the contract's.
     INVALID_DEVICE_REQUEST = 0xC000_0010, "this I/O control code is not supported by mlnx_hca";
     /// The handle was not opened with the access the code needs.
@@ -63,6 +66,10 @@ statuses! {
     FILE_CLOSED = 0xC000_0128, "the handle is being closed";
     /// Another handle holds the write lease, or the device is in use.
     DEVICE_BUSY = 0x8000_0011, "busy: another handle holds the write lease, or handles are open";
+    /// The configuration-space gateway's semaphore was not free in time.
+    IO_TIMEOUT = 0xC000_00B5, "the configuration-space gateway's semaphore stayed taken (by another tool or the firmware) for 2 s: retry later";
+    /// The configuration-space gateway did not complete a transfer.
+    IO_DEVICE_ERROR = 0xC000_0185, "the configuration-space gateway did not complete the transfer (its flag never changed): the device may be hung or in reset";
 }
 
 impl Status {

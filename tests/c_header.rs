@@ -36,6 +36,31 @@ fn rust_side() -> BTreeMap<String, u64> {
     put("offsetof(FW_QUERY_CRSPACE_OUT, writer_pid)", offset_of!(QueryCrSpaceOut, writer_pid));
     put("offsetof(FW_QUERY_CRSPACE_OUT, mapping_count)", offset_of!(QueryCrSpaceOut, mapping_count));
     put("offsetof(FW_QUERY_CRSPACE_OUT, reserved)", offset_of!(QueryCrSpaceOut, reserved));
+    put("FW_READ_CRSPACE_BLOCK", FW_READ_CRSPACE_BLOCK as usize);
+    put("FW_WRITE_CRSPACE_BLOCK", FW_WRITE_CRSPACE_BLOCK as usize);
+    put("FW_LEASE_CRSPACE", FW_LEASE_CRSPACE as usize);
+    put("FW_QUERY_DEVICE", FW_QUERY_DEVICE as usize);
+    put("MLNX_HCA_MAX_BLOCK_DWORDS", MAX_BLOCK_DWORDS as usize);
+    put("MLNX_HCA_PATH_MAPPED", PATH_MAPPED as usize);
+    put("MLNX_HCA_PATH_GATEWAY", PATH_GATEWAY as usize);
+    put("MLNX_HCA_SPACE_ICMD_EXT", space::ICMD_EXT as usize);
+    put("MLNX_HCA_SPACE_CR", space::CR as usize);
+    put("MLNX_HCA_SPACE_ICMD", space::ICMD as usize);
+    put("MLNX_HCA_SPACE_ND_CR", space::ND_CR as usize);
+    put("MLNX_HCA_SPACE_SEMAPHORE", space::SEMAPHORE as usize);
+    put("sizeof(FW_CRSPACE_BLOCK_IN)", size_of::<BlockIn>());
+    put("offsetof(FW_CRSPACE_BLOCK_IN, space)", offset_of!(BlockIn, space));
+    put("offsetof(FW_CRSPACE_BLOCK_IN, offset)", offset_of!(BlockIn, offset));
+    put("offsetof(FW_CRSPACE_BLOCK_IN, count)", offset_of!(BlockIn, count));
+    put("sizeof(FW_LEASE_CRSPACE_IN)", size_of::<LeaseIn>());
+    put("offsetof(FW_LEASE_CRSPACE_IN, take)", offset_of!(LeaseIn, take));
+    put("sizeof(FW_QUERY_DEVICE_OUT)", size_of::<QueryDeviceOut>());
+    put("offsetof(FW_QUERY_DEVICE_OUT, pci_device_id)", offset_of!(QueryDeviceOut, pci_device_id));
+    put("offsetof(FW_QUERY_DEVICE_OUT, hw_id)", offset_of!(QueryDeviceOut, hw_id));
+    put("offsetof(FW_QUERY_DEVICE_OUT, path)", offset_of!(QueryDeviceOut, path));
+    put("offsetof(FW_QUERY_DEVICE_OUT, spaces)", offset_of!(QueryDeviceOut, spaces));
+    put("offsetof(FW_QUERY_DEVICE_OUT, max_count)", offset_of!(QueryDeviceOut, max_count));
+    put("offsetof(FW_QUERY_DEVICE_OUT, reserved)", offset_of!(QueryDeviceOut, reserved));
     // The accessors against CR space as the Rust side lays it out.
     let wrote = cr_dword_bytes(0xDEAD_BEEF);
     for (i, byte) in wrote.iter().enumerate() {

@@ -57,7 +57,7 @@ fn every_bad_input_has_its_status_and_changes_nothing() {
     // Unknown codes, and known codes with other bits: the full code is compared.
     for code in [
         0,
-        ctl_code(FILE_DEVICE_INFINIBAND, 0x804, METHOD_BUFFERED, Access::READ),
+        ctl_code(FILE_DEVICE_INFINIBAND, 0x808, METHOD_BUFFERED, Access::READ),
         ctl_code(FILE_DEVICE_INFINIBAND, 0x800, 3, Access::READ), // METHOD_NEITHER
         ctl_code(0x22, 0x800, METHOD_BUFFERED, Access::READ),     // FILE_DEVICE_UNKNOWN
         FW_MAP_CRSPACE_RO | 0x8000_0000,                          // reserved high bit
@@ -406,8 +406,8 @@ fn surprise_removal_revokes_everything() {
 fn on_a_read_only_handle_the_access_bits_of_an_unknown_code_answer_first() {
     let hca = SimHca::new();
     let ro = hca.open(A, SimAccess::Read);
-    let unknown_write = ctl_code(FILE_DEVICE_INFINIBAND, 0x804, METHOD_BUFFERED, Access::READ.union(Access::WRITE));
-    let unknown_read = ctl_code(FILE_DEVICE_INFINIBAND, 0x804, METHOD_BUFFERED, Access::READ);
+    let unknown_write = ctl_code(FILE_DEVICE_INFINIBAND, 0x808, METHOD_BUFFERED, Access::READ.union(Access::WRITE));
+    let unknown_read = ctl_code(FILE_DEVICE_INFINIBAND, 0x808, METHOD_BUFFERED, Access::READ);
     refused(&hca, &ro, unknown_write, &[0; 12], 8, Status::ACCESS_DENIED);
     refused(&hca, &ro, unknown_read, &[0; 12], 8, Status::INVALID_DEVICE_REQUEST);
     // A known code with other method bits is unknown as well.

@@ -13,7 +13,7 @@
 //! layout for the hand-made seeds of the corpus.
 
 use crate::harness::{Code, Fault, Input, Op, Origin, PIDS};
-use crate::reference::{Access, BAR0, MAP_RO, MAP_RW, QUERY, UNMAP};
+use crate::reference::{Access, BAR0, LEASE, MAP_RO, MAP_RW, QUERY, QUERY_DEVICE, READ_BLOCK, UNMAP, WRITE_BLOCK};
 
 /// Most ops one input runs (the quotas and the sequence length bound the time
 /// of one execution).
@@ -35,6 +35,9 @@ pub struct Scenario {
 pub const QUOTAS: [(u32, u32); 4] = [(64, 1024), (1, 3), (2, 5), (4, 8)];
 
 const REAL: [u32; 4] = [MAP_RO, MAP_RW, UNMAP, QUERY];
+/// The codes of ConnectX-4 and later, and the lease and device query (on the
+/// simulated ConnectX-3: the block codes are the other path).
+const NEWER: [u32; 4] = [READ_BLOCK, WRITE_BLOCK, LEASE, QUERY_DEVICE];
 
 struct Cursor<'a> {
     data: &'a [u8],
@@ -75,7 +78,8 @@ impl Cursor<'_> {
             0 | 1 => MAP_RO,
             2 | 3 => MAP_RW,
             4 | 5 => UNMAP,
-            6 => QUERY,
+            6 if (c / 10) % 2 == 0 => QUERY,
+            6 => NEWER[usize::from(c / 20) % 4],
             // One bit flipped: another function, method, access, device type.
             7 => real ^ (1 << (self.u8() % 32)),
             // The same function with other method and access bits.
@@ -180,20 +184,36 @@ impl Cursor<'_> {
                 };
                 let natural = match code {
                     UNMAP => 1,
-                    QUERY => 2,
+                    QUERY | QUERY_DEVICE => 2,
+                    READ_BLOCK | WRITE_BLOCK | LEASE => 3,
                     _ => 0,
                 };
+                // A block request's own block: a space, an aligned offset,
+                // a count around the limit, and (for a write) its values.
+                let mut dwords = 0;
                 let input = match if k % 8 < 5 { natural } else { k % 8 - 5 } {
                     0 => self.map_input(),
                     1 => self.va_input(),
+                    3 if code == LEASE => Input::Bytes(vec![self.u8() % 3, 0, 0, 0]),
+                    3 => {
+                        let (space, offset, count) =
+                            (u32::from(self.u8() % 12), u32::from(self.u16()) * 4, u32::from(self.u8() % 70));
+                        dwords = count as usize;
+                        let mut b = [space.to_le_bytes(), offset.to_le_bytes(), count.to_le_bytes()].concat();
+                        if code == WRITE_BLOCK {
+                            b.extend((0..count).flat_map(|i| i.to_le_bytes()));
+                        }
+                        Input::Bytes(b)
+                    }
                     _ => {
                         let n = if k % 8 < 5 { 0 } else { usize::from(self.u8() % 32) };
                         Input::Bytes((0..n).map(|_| self.u8()).collect())
                     }
                 };
                 let block = match code {
-                    UNMAP => 0,
-                    QUERY => 24,
+                    UNMAP | WRITE_BLOCK | LEASE => 0,
+                    QUERY | QUERY_DEVICE => 24,
+                    READ_BLOCK => 4 * dwords,
                     _ => 8,
                 };
                 Op::Ioctl { handle, origin, code: Code(code), input, out_len: self.len(block) }

@@ -327,7 +327,7 @@ impl Harness {
                 self.check_view(va, *offset, *writable);
                 self.vas.push(va);
             }
-            Expect::Unmap { .. } => assert_eq!(n, 0, "an unmap reports no bytes: {}", ctx()),
+            Expect::Unmap { .. } | Expect::Lease { .. } => assert_eq!(n, 0, "reports no bytes: {}", ctx()),
             Expect::Query(want) => {
                 assert_eq!(n, 24, "a query reports its 24 bytes: {}", ctx());
                 assert_eq!(&out[..24], want, "the query block: {}", ctx());

@@ -26,6 +26,19 @@ pub const MAP_RW: u32 = 0x003B_E004;
 pub const UNMAP: u32 = 0x003B_6008;
 /// `FW_QUERY_CRSPACE`.
 pub const QUERY: u32 = 0x003B_600C;
+/// `FW_READ_CRSPACE_BLOCK`.
+pub const READ_BLOCK: u32 = 0x003B_6010;
+/// `FW_WRITE_CRSPACE_BLOCK`.
+pub const WRITE_BLOCK: u32 = 0x003B_E014;
+/// `FW_LEASE_CRSPACE`.
+pub const LEASE: u32 = 0x003B_E018;
+/// `FW_QUERY_DEVICE`.
+pub const QUERY_DEVICE: u32 = 0x003B_601C;
+/// The simulated HCA's identity: PCI 15B3:1003, hardware id 0x1F5; mapped
+/// (path 1), no gateway spaces, 64 dwords per block request.
+const DEVICE_QUERY: [u32; 6] = [0x1003, 0x1F5, 1, 0, 64, 0];
+/// The pid a system worker thread's request runs as.
+const SYSTEM_PID: Pid = mlnx_hca::sim::SYSTEM_PID;
 
 /// The simulated HCA's BARs (contract, "The simulated HCA").
 pub const BAR0: u32 = 1 << 20;
@@ -99,6 +112,9 @@ struct Lease {
     /// The process named by `writer_pid`; after it lost its last `RW` view,
     /// any of these may be named (the contract allows each).
     writer: Writer,
+    /// `FW_LEASE_CRSPACE {1}` took it, from this process: it stays, views
+    /// or not, until given back, the holder's cleanup or this process's end.
+    taken_by: Option<Pid>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,8 +144,18 @@ pub enum Expect {
         /// Index in [`Model::views`].
         view: usize,
     },
-    /// A query succeeds with exactly these 24 bytes.
+    /// A query (either one) succeeds with exactly these 24 bytes.
     Query([u8; 24]),
+    /// `FW_LEASE_CRSPACE` succeeds (0 bytes): `take` by `pid` for `file`, or
+    /// give back.
+    Lease {
+        /// The handle's file object.
+        file: usize,
+        /// The requester (a system worker thread's is the system process).
+        pid: Pid,
+        /// Take (or give back).
+        take: bool,
+    },
     /// A map of a 32-bit caller that would have succeeded: its view lands
     /// above 4 GiB (the simulator's do), out of the caller's reach, so it is
     /// given back: `STATUS_INSUFFICIENT_RESOURCES`, nothing changes.
@@ -268,6 +294,7 @@ impl Model {
     /// that would succeed is [`Expect::OutOfReach`].
     pub fn predict_as(&self, h: usize, origin: Origin, code: u32, input: &[u8], out_len: usize) -> Expect {
         let forwarded = matches!(origin, Origin::KernelMode | Origin::WorkerThread);
+        let requester = if origin == Origin::WorkerThread { SYSTEM_PID } else { self.handles[h].pid };
         let handle = self.handles[h];
         match handle.state {
             HandleState::Failed(status) => return Expect::Fail(status),
@@ -284,14 +311,37 @@ impl Model {
         let (in_len, block_out) = match code {
             MAP_RO | MAP_RW => (12, 8),
             UNMAP => (8, 0),
-            QUERY => (0, 24),
+            QUERY | QUERY_DEVICE => (0, 24),
+            READ_BLOCK | WRITE_BLOCK => (12, 0),
+            LEASE => (4, 0),
             _ => return Expect::Fail(Status::INVALID_DEVICE_REQUEST),
         };
-        if forwarded && code != QUERY {
+        if forwarded && matches!(code, MAP_RO | MAP_RW | UNMAP) {
             return Expect::Fail(Status::NOT_SUPPORTED);
         }
         if input.len() < in_len || out_len < block_out {
             return Expect::Fail(Status::BUFFER_TOO_SMALL);
+        }
+        // A block request's dwords: in the output (read) or the input (write).
+        let count =
+            if in_len == 12 && matches!(code, READ_BLOCK | WRITE_BLOCK) { u64::from(le_u32(input, 8)) } else { 0 };
+        if (code == READ_BLOCK && (out_len as u64) < 4 * count)
+            || (code == WRITE_BLOCK && (input.len() as u64) < 12 + 4 * count)
+        {
+            return Expect::Fail(Status::BUFFER_TOO_SMALL);
+        }
+        match code {
+            // The simulated HCA maps BAR 0: the gateway's requests are the other path.
+            READ_BLOCK | WRITE_BLOCK => return Expect::Fail(Status::NOT_SUPPORTED),
+            QUERY_DEVICE => {
+                let mut out = [0u8; 24];
+                for (i, field) in DEVICE_QUERY.into_iter().enumerate() {
+                    out[i * 4..i * 4 + 4].copy_from_slice(&field.to_le_bytes());
+                }
+                return Expect::Query(out);
+            }
+            LEASE => return self.predict_lease(&handle, requester, le_u32(input, 0)),
+            _ => {}
         }
         match code {
             MAP_RO | MAP_RW => match self.predict_map(&handle, code == MAP_RW, input) {
@@ -322,6 +372,22 @@ impl Model {
         }
     }
 
+    /// `FW_LEASE_CRSPACE`: take (1) unless another file object holds the
+    /// lease; give back (0) unless this one's `RW` views hold it (nothing to
+    /// do if it does not hold it); anything else is a bad parameter.
+    fn predict_lease(&self, handle: &Handle, pid: Pid, take: u32) -> Expect {
+        let mine = self.lease.as_ref().map(|l| l.holder == handle.file);
+        match (take, mine) {
+            (1, Some(false)) => Expect::Fail(Status::DEVICE_BUSY),
+            (1, _) => Expect::Lease { file: handle.file, pid, take: true },
+            (0, Some(true)) if self.views.iter().any(|v| v.file == handle.file && v.writable) => {
+                Expect::Fail(Status::DEVICE_BUSY)
+            }
+            (0, _) => Expect::Lease { file: handle.file, pid, take: false },
+            _ => Expect::Fail(Status::INVALID_PARAMETER),
+        }
+    }
+
     fn predict_map(&self, handle: &Handle, writable: bool, input: &[u8]) -> Expect {
         let (bar, offset, size) = (le_u32(input, 0), le_u32(input, 4), le_u32(input, 8));
         match bar {
@@ -348,7 +414,16 @@ impl Model {
             Expect::Map { file, pid, writable, offset } => {
                 self.views.push(View { file, pid, va, writable, offset });
                 if writable && self.lease.is_none() {
-                    self.lease = Some(Lease { holder: file, writer: Writer::Known(pid) });
+                    self.lease = Some(Lease { holder: file, writer: Writer::Known(pid), taken_by: None });
+                }
+            }
+            Expect::Lease { file, pid, take: true } => match &mut self.lease {
+                Some(lease) => lease.taken_by = Some(pid),
+                None => self.lease = Some(Lease { holder: file, writer: Writer::Known(pid), taken_by: Some(pid) }),
+            },
+            Expect::Lease { file, take: false, .. } => {
+                if self.lease.as_ref().is_some_and(|l| l.holder == file) {
+                    self.lease = None;
                 }
             }
             Expect::Unmap { view } => {
@@ -369,6 +444,9 @@ impl Model {
         self.files[file].handles -= 1;
         if self.files[file].handles == 0 {
             self.views.retain(|v| v.file != file);
+            if let Some(lease) = self.lease.as_mut().filter(|l| l.holder == file) {
+                lease.taken_by = None;
+            }
             self.settle(file);
         }
     }
@@ -380,8 +458,12 @@ impl Model {
                 self.close(h);
             }
         }
-        let files: Vec<usize> = self.views.iter().filter(|v| v.pid == pid).map(|v| v.file).collect();
+        let mut files: Vec<usize> = self.views.iter().filter(|v| v.pid == pid).map(|v| v.file).collect();
         self.views.retain(|v| v.pid != pid);
+        if let Some(lease) = self.lease.as_mut().filter(|l| l.taken_by == Some(pid)) {
+            lease.taken_by = None;
+            files.push(lease.holder);
+        }
         for file in files {
             self.settle(file);
         }
@@ -414,6 +496,16 @@ impl Model {
         let mut writers: Vec<Pid> = self.views.iter().filter(|v| v.file == file && v.writable).map(|v| v.pid).collect();
         writers.sort_unstable();
         writers.dedup();
+        if let Some(taker) = lease.taken_by {
+            // Taken: it stays; the taker is named once the named writer has
+            // no RW view left.
+            if let Writer::Known(pid) = lease.writer {
+                if !writers.contains(&pid) {
+                    lease.writer = Writer::Known(taker);
+                }
+            }
+            return;
+        }
         if writers.is_empty() {
             self.lease = None;
         } else if let Writer::Known(pid) = lease.writer {
@@ -429,9 +521,9 @@ impl Model {
         let want = match &self.lease {
             None => None,
             Some(Lease { writer: Writer::Known(pid), .. }) => Some(*pid),
-            Some(Lease { writer: Writer::AnyOf(allowed), holder }) => match actual {
+            Some(Lease { writer: Writer::AnyOf(allowed), holder, taken_by }) => match actual {
                 Some(pid) if allowed.contains(&pid) => {
-                    self.lease = Some(Lease { holder: *holder, writer: Writer::Known(pid) });
+                    self.lease = Some(Lease { holder: *holder, writer: Writer::Known(pid), taken_by: *taken_by });
                     Some(pid)
                 }
                 _ => return Err(format!("writer_pid {actual:?}, the contract allows one of {allowed:?}")),

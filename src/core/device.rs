@@ -1,11 +1,52 @@
 //! One HCA as the core sees it: the contexts of its open handles, the write
 //! lease, the quotas, and its PnP state.
 
+use super::gateway::{Gateway, ADDR_MASK};
 use super::table::{Entry, ViewTable};
 use super::{BarSizes, Config, CrSpaceWindow, Pid, Platform, Requester, ViewKey};
-use crate::abi::{Access, Ioctl, MapCrSpaceOut, QueryCrSpaceOut, Request, Response};
+use crate::abi::{
+    space, Access, BlockIn, Ioctl, MapCrSpaceOut, QueryCrSpaceOut, QueryDeviceOut, Request, Response, MAX_BLOCK_DWORDS,
+    PATH_GATEWAY, PATH_MAPPED,
+};
 use crate::status::{Result, Status};
 use alloc::vec::Vec;
+
+/// How the device's CR space is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// BAR 0 is CR space: the map codes map it (ConnectX-3 and older).
+    Mapped,
+    /// Through the configuration-space gateway: the block codes (ConnectX-4
+    /// and later).
+    Gateway(Gateway),
+}
+
+/// Who the device is, as `FW_QUERY_DEVICE` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The PCI device id.
+    pub pci_device_id: u32,
+    /// The low 16 bits of CR space's dword at 0xF0014.
+    pub hw_id: u32,
+}
+
+/// A tool lock a handle took through the gateway: a non-zero value it wrote
+/// into the semaphore space (the ICMD semaphore, the tools' resource locks).
+/// The handle's cleanup, or its writer's exit, writes 0 there if the
+/// location still holds that value, so a killed tool never leaves the device
+/// locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToolLock {
+    /// The process that wrote it.
+    pub pid: Pid,
+    /// Its byte offset in the semaphore space.
+    pub offset: u32,
+    /// The value written.
+    pub value: u32,
+}
+
+/// Tool locks one handle may hold at once.
+const MAX_LOCKS_PER_HANDLE: usize = 256;
 
 /// Names one open handle's context (one file object). Stale ids (of a
 /// closed context whose slot was reused) are recognised by a generation.
@@ -62,6 +103,9 @@ struct LeaseState {
     lease: Lease,
     /// Read-write views of the holder owned by `writer_pid`.
     writer_views: u32,
+    /// `FW_LEASE_CRSPACE {1}` took it, from this process: it is held until
+    /// given back, the handle's cleanup or this process's end, views or not.
+    taken_by: Option<Pid>,
 }
 
 /// The per-handle user CA context (the thread's `mlnx_um_ca_t`): one per
@@ -71,6 +115,7 @@ pub struct UmCa<V> {
     views: ViewTable<V>,
     rw_views: u32,
     cleaned_up: bool,
+    locks: Vec<ToolLock>,
 }
 
 impl<V> UmCa<V> {
@@ -93,6 +138,11 @@ impl<V> UmCa<V> {
     pub fn view_keys(&self) -> impl Iterator<Item = ViewKey> + '_ {
         self.views.iter().map(|e| e.key)
     }
+
+    /// The tool locks it holds.
+    pub fn tool_locks(&self) -> &[ToolLock] {
+        &self.locks
+    }
 }
 
 #[derive(Debug)]
@@ -110,6 +160,8 @@ pub struct Device<P: Platform> {
     cas: Vec<CaSlot<P::View>>,
     live_views: usize,
     lease: Option<LeaseState>,
+    path: Path,
+    identity: Identity,
     /// Declared last, so dropped last: the platform owns BAR 0, which must
     /// outlive any view a context could still hold.
     platform: P,
@@ -126,13 +178,55 @@ impl<P: Platform> Device<P> {
             cas: Vec::new(),
             live_views: 0,
             lease: None,
+            path: Path::Mapped,
+            identity: Identity::default(),
         }
     }
 
-    /// `IRP_MN_START_DEVICE`: the BARs are mapped and requests are served.
+    /// `IRP_MN_START_DEVICE` of a device whose BAR 0 is CR space: the BARs
+    /// are mapped and requests are served.
     pub fn start(&mut self, bars: BarSizes) {
         self.bars = bars;
+        self.path = Path::Mapped;
         self.state = PnpState::Started;
+    }
+
+    /// Who the device is (`FW_QUERY_DEVICE`), as the platform found it at
+    /// start (a mapped device's id dword, read through BAR 0).
+    pub fn set_identity(&mut self, identity: Identity) {
+        self.identity = identity;
+    }
+
+    /// `IRP_MN_START_DEVICE` of a device whose CR space is behind the
+    /// configuration-space gateway: finds the capability through the
+    /// platform's configuration space, probes the spaces it reports, reads
+    /// the hardware id (CR space at 0xF0014), and serves the block codes.
+    /// `STATUS_NOT_SUPPORTED` if there is no gateway, or it has no CR space;
+    /// then nothing changes.
+    pub fn start_gateway(&mut self, bars: BarSizes, pci_device_id: u32) -> Result<Gateway> {
+        let cfg = self.platform.config_space().ok_or(Status::NOT_SUPPORTED)?;
+        let base = Gateway::find(cfg)?.ok_or(Status::NOT_SUPPORTED)?;
+        let gateway = Gateway::probe(cfg, base)?;
+        if !gateway.supports(space::CR) {
+            return Err(Status::NOT_SUPPORTED);
+        }
+        let mut id = [0u32; 1];
+        gateway.read(cfg, space::CR, 0xF0014, &mut id)?;
+        self.identity = Identity { pci_device_id, hw_id: id[0] & 0xFFFF };
+        self.path = Path::Gateway(gateway);
+        self.bars = bars;
+        self.state = PnpState::Started;
+        Ok(gateway)
+    }
+
+    /// How CR space is reached.
+    pub fn path(&self) -> Path {
+        self.path
+    }
+
+    /// Who the device is.
+    pub fn identity(&self) -> Identity {
+        self.identity
     }
 
     /// The platform, e.g. to hand it the BAR mapping at start.
@@ -194,7 +288,7 @@ impl<P: Platform> Device<P> {
                 return Err(Status::DELETE_PENDING)
             }
         }
-        let fresh = UmCa { views: ViewTable::new(), rw_views: 0, cleaned_up: false };
+        let fresh = UmCa { views: ViewTable::new(), rw_views: 0, cleaned_up: false, locks: Vec::new() };
         let index = match self.cas.iter().position(|s| s.ca.is_none()) {
             Some(index) => index,
             None => {
@@ -212,8 +306,10 @@ impl<P: Platform> Device<P> {
     /// `IRP_MJ_DEVICE_CONTROL` from `requester` on the handle whose context
     /// is `ca` and whose granted access is `granted`. Checks in the
     /// contract's order: device state, code, access, the requester's context
-    /// (maps and unmaps), buffer lengths, parameters, quota, lease. A failure
-    /// changes nothing.
+    /// (maps and unmaps), buffer lengths, the path (a request of the other
+    /// path is `STATUS_NOT_SUPPORTED`), parameters, quota, lease. A failure
+    /// changes nothing (a block transfer the gateway failed halfway may have
+    /// moved some dwords: the device's, not the driver's, state).
     pub fn device_control(
         &mut self,
         ca: CaId,
@@ -255,14 +351,149 @@ impl<P: Platform> Device<P> {
             return Err(Status::NOT_SUPPORTED);
         }
         let caller = requester.pid;
-        match ioctl.decode(input, output_len)? {
+        let request = ioctl.decode(input, output_len)?;
+        let gateway_code = matches!(ioctl, Ioctl::ReadBlock | Ioctl::WriteBlock);
+        match self.path {
+            Path::Mapped if gateway_code => return Err(Status::NOT_SUPPORTED),
+            Path::Gateway(_) if maps => return Err(Status::NOT_SUPPORTED),
+            _ => {}
+        }
+        match request {
             Request::Map { writable, params } => {
                 let window = CrSpaceWindow::new(&params, &self.bars)?;
                 self.map(ca, requester, window, writable).map(|va| Response::Map(MapCrSpaceOut { va }))
             }
             Request::Unmap(params) => self.unmap(ca, ViewKey { pid: caller, va: params.va }).map(|()| Response::Unmap),
             Request::Query => Ok(Response::Query(self.query(ca))),
+            Request::QueryDevice => Ok(Response::QueryDevice(self.query_device())),
+            Request::Lease(params) => self.lease_request(ca, caller, params.take).map(|()| Response::Done),
+            Request::ReadBlock(params) => self.read_block(granted, params),
+            Request::WriteBlock { params, data } => {
+                self.write_block(ca, caller, params, &data).map(|()| Response::Done)
+            }
         }
+    }
+
+    fn query_device(&self) -> QueryDeviceOut {
+        let (path, spaces) = match self.path {
+            Path::Mapped => (PATH_MAPPED, 0),
+            Path::Gateway(g) => (PATH_GATEWAY, g.spaces()),
+        };
+        QueryDeviceOut {
+            pci_device_id: self.identity.pci_device_id,
+            hw_id: self.identity.hw_id,
+            path,
+            spaces,
+            max_count: MAX_BLOCK_DWORDS,
+            reserved: 0,
+        }
+    }
+
+    /// The gateway for a block request, its parameters checked: a count of
+    /// 1 to `MAX_BLOCK_DWORDS`, a dword-aligned offset, the block inside the
+    /// gateway's 30-bit addresses (else `STATUS_INVALID_PARAMETER`), and a
+    /// space the contract names and the device reports (else
+    /// `STATUS_NOT_SUPPORTED`).
+    fn block_gateway(&self, params: &BlockIn) -> Result<Gateway> {
+        let Path::Gateway(gateway) = self.path else { return Err(Status::NOT_SUPPORTED) };
+        let end = u64::from(params.offset) + 4 * u64::from(params.count);
+        if params.count == 0
+            || params.count > MAX_BLOCK_DWORDS
+            || params.offset % 4 != 0
+            || end > u64::from(ADDR_MASK) + 1
+        {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        if !space::ALL.contains(&params.space) || !gateway.supports(params.space) {
+            return Err(Status::NOT_SUPPORTED);
+        }
+        Ok(gateway)
+    }
+
+    /// `FW_READ_CRSPACE_BLOCK`. A read-only handle reads CR space and its
+    /// non-destructive form only: reading the others has effects.
+    fn read_block(&mut self, granted: Access, params: BlockIn) -> Result<Response> {
+        let gateway = self.block_gateway(&params)?;
+        if !granted.contains(Access::WRITE) && !space::readable_by_any(params.space) {
+            return Err(Status::ACCESS_DENIED);
+        }
+        let cfg = self.platform.config_space().ok_or(Status::DELETE_PENDING)?;
+        let mut data = [0u32; MAX_BLOCK_DWORDS as usize];
+        gateway.read(cfg, params.space, params.offset, &mut data[..params.count as usize])?;
+        Ok(Response::ReadBlock { count: params.count, data })
+    }
+
+    /// `FW_WRITE_CRSPACE_BLOCK`: needs the write lease free or held by this
+    /// handle (as an RW map does). What it writes into the semaphore space
+    /// becomes (non-zero) or ends (zero) the handle's tool locks.
+    fn write_block(&mut self, id: CaId, caller: Pid, params: BlockIn, data: &[u32]) -> Result<()> {
+        let gateway = self.block_gateway(&params)?;
+        if self.lease.is_some_and(|l| l.lease.holder != id) {
+            return Err(Status::DEVICE_BUSY);
+        }
+        let values = &data[..params.count as usize];
+        let semaphore = params.space == space::SEMAPHORE;
+        let Device { platform, cas, .. } = self;
+        let Some(ca) =
+            cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
+        else {
+            return Err(Status::FILE_CLOSED);
+        };
+        if semaphore {
+            // Room for every lock this write may record, before writing.
+            if ca.locks.len() + values.len() > MAX_LOCKS_PER_HANDLE {
+                return Err(Status::INSUFFICIENT_RESOURCES);
+            }
+            ca.locks.try_reserve(values.len()).map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
+        }
+        let cfg = platform.config_space().ok_or(Status::DELETE_PENDING)?;
+        gateway.write(cfg, params.space, params.offset, values)?;
+        if semaphore {
+            for (i, &value) in values.iter().enumerate() {
+                // CAST: i < MAX_BLOCK_DWORDS.
+                let offset = params.offset + 4 * i as u32;
+                if let Some(at) = ca.locks.iter().position(|l| l.offset == offset) {
+                    let gone = ca.locks.swap_remove(at);
+                    platform.count_owner(gone.pid, false);
+                }
+                if value != 0 {
+                    ca.locks.push(ToolLock { pid: caller, offset, value });
+                    platform.count_owner(caller, true);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `FW_LEASE_CRSPACE`: `take` 1 takes the write lease for this handle
+    /// (`STATUS_DEVICE_BUSY` if another holds it), 0 gives it back
+    /// (`STATUS_DEVICE_BUSY` while this handle's read-write views hold it;
+    /// nothing to do if this handle does not hold it).
+    fn lease_request(&mut self, id: CaId, caller: Pid, take: u32) -> Result<()> {
+        let rw_views = self.ca(id).map_or(0, |c| c.rw_views);
+        let Device { platform, lease, .. } = self;
+        match (take, lease.as_mut()) {
+            (1, None) => {
+                let state = lease.insert(LeaseState {
+                    lease: Lease { holder: id, writer_pid: caller },
+                    writer_views: 0,
+                    taken_by: None,
+                });
+                retake(platform, state, Some(caller));
+            }
+            (1, Some(state)) if state.lease.holder == id => retake(platform, state, Some(caller)),
+            (1, Some(_)) => return Err(Status::DEVICE_BUSY),
+            (0, Some(state)) if state.lease.holder == id => {
+                if rw_views > 0 {
+                    return Err(Status::DEVICE_BUSY);
+                }
+                retake(platform, state, None);
+                *lease = None;
+            }
+            (0, _) => {}
+            _ => return Err(Status::INVALID_PARAMETER),
+        }
+        Ok(())
     }
 
     fn query(&self, ca: CaId) -> QueryCrSpaceOut {
@@ -316,9 +547,11 @@ impl<P: Platform> Device<P> {
         self.live_views += 1;
         if writable {
             ca.rw_views += 1;
-            let state = self
-                .lease
-                .get_or_insert(LeaseState { lease: Lease { holder: id, writer_pid: caller }, writer_views: 0 });
+            let state = self.lease.get_or_insert(LeaseState {
+                lease: Lease { holder: id, writer_pid: caller },
+                writer_views: 0,
+                taken_by: None,
+            });
             if state.lease.writer_pid == caller {
                 state.writer_views += 1;
             }
@@ -361,10 +594,27 @@ impl<P: Platform> Device<P> {
     }
 
     /// After read-write views of `id` went away: end the lease when its last
-    /// one did, or hand `writer_pid` to a process that still has one.
+    /// one did (unless it was taken with `FW_LEASE_CRSPACE`), or hand
+    /// `writer_pid` to a process that still has one.
     fn settle_lease(&mut self, id: CaId) {
         let Some(state) = self.lease else { return };
         if state.lease.holder != id {
+            return;
+        }
+        if let Some(taker) = state.taken_by {
+            // Taken: it stays. Once the named writer has no read-write view
+            // left here, the taker is named (never an ended process).
+            if state.writer_views == 0 && state.lease.writer_pid != taker {
+                let ca = self.ca(id);
+                // CAST: bounded by the per-handle quota.
+                let views =
+                    ca.map_or(0, |c| c.views.iter().filter(|e| e.writable && e.key.pid == taker).count()) as u32;
+                self.lease = Some(LeaseState {
+                    lease: Lease { holder: id, writer_pid: taker },
+                    writer_views: views,
+                    taken_by: Some(taker),
+                });
+            }
             return;
         }
         let rw_views = self.ca(id).map_or(0, |c| c.rw_views);
@@ -376,7 +626,11 @@ impl<P: Platform> Device<P> {
             if let (Some(pid), Some(ca)) = (next, ca) {
                 // CAST: bounded by the per-handle quota.
                 let views = ca.views.iter().filter(|e| e.writable && e.key.pid == pid).count() as u32;
-                self.lease = Some(LeaseState { lease: Lease { holder: id, writer_pid: pid }, writer_views: views });
+                self.lease = Some(LeaseState {
+                    lease: Lease { holder: id, writer_pid: pid },
+                    writer_views: views,
+                    taken_by: None,
+                });
             }
         }
     }
@@ -408,6 +662,11 @@ impl<P: Platform> Device<P> {
             unmapped += 1;
             retire(platform, live_views, lease, id, &mut ca.rw_views, entry);
         });
+        let locks = core::mem::take(&mut ca.locks);
+        release_locks(platform, self.path, &locks);
+        if let Some(state) = lease.as_mut().filter(|s| s.lease.holder == id) {
+            retake(platform, state, None);
+        }
         self.settle_lease(id);
         unmapped
     }
@@ -444,6 +703,22 @@ impl<P: Platform> Device<P> {
                     retire(platform, live_views, lease, id, &mut ca.rw_views, entry);
                 },
             );
+            let mut mine = Vec::new();
+            ca.locks.retain(|l| {
+                if l.pid == pid {
+                    // A failed push only loses the write-back; the count is
+                    // settled below either way.
+                    let _ = mine.try_reserve(1).map(|()| mine.push(*l));
+                    platform.count_owner(l.pid, false);
+                    false
+                } else {
+                    true
+                }
+            });
+            release_locks_only(platform, self.path, &mine);
+            if let Some(state) = lease.as_mut().filter(|s| s.lease.holder == id && s.taken_by == Some(pid)) {
+                retake(platform, state, None);
+            }
             self.settle_lease(id);
         }
         self.lease_settled(leased);
@@ -532,10 +807,51 @@ impl<P: Platform> Device<P> {
                 unmapped += 1;
                 retire(platform, live_views, lease, id, &mut ca.rw_views, entry);
             });
+            // The device is going: its locks go with it, unwritten.
+            for lock in ca.locks.drain(..) {
+                platform.count_owner(lock.pid, false);
+            }
+        }
+        if let Some(state) = lease.as_mut() {
+            retake(platform, state, None);
         }
         self.lease = None;
         self.lease_settled(leased);
         unmapped
+    }
+}
+
+/// Names the process that took the lease with `FW_LEASE_CRSPACE` (or none):
+/// the exit filters count it as an owner, so its end reaches the device.
+fn retake<P: Platform>(platform: &mut P, state: &mut LeaseState, taker: Option<Pid>) {
+    if let Some(old) = state.taken_by {
+        platform.count_owner(old, false);
+    }
+    if let Some(new) = taker {
+        platform.count_owner(new, true);
+    }
+    state.taken_by = taker;
+}
+
+/// A handle's tool locks, given back: each released on the device if it
+/// still holds the value written, and no longer counted for its process.
+fn release_locks<P: Platform>(platform: &mut P, path: Path, locks: &[ToolLock]) {
+    for lock in locks {
+        platform.count_owner(lock.pid, false);
+    }
+    release_locks_only(platform, path, locks);
+}
+
+/// Writes 0 where each lock still holds its value (best effort: a gateway
+/// that cannot be reached, or fails, leaves it).
+fn release_locks_only<P: Platform>(platform: &mut P, path: Path, locks: &[ToolLock]) {
+    let Path::Gateway(gateway) = path else { return };
+    if locks.is_empty() {
+        return;
+    }
+    let Some(cfg) = platform.config_space() else { return };
+    for lock in locks {
+        let _ = gateway.release_if(cfg, space::SEMAPHORE, lock.offset, lock.value);
     }
 }
 

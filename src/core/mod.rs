@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod device;
+pub mod gateway;
 pub mod hca;
 mod owners;
 pub mod resources;
@@ -23,7 +24,7 @@ pub mod simulated;
 mod table;
 mod window;
 
-pub use device::{CaId, Device, Lease, PnpState, UmCa};
+pub use device::{CaId, Device, Identity, Lease, Path, PnpState, ToolLock, UmCa};
 pub use owners::ViewOwners;
 pub use table::ViewKey;
 pub use window::{CrSpaceWindow, PageSpan};
@@ -130,4 +131,18 @@ pub trait Platform {
     /// sleep (on Windows, `PoRegisterSystemState(ES_SYSTEM_REQUIRED |
     /// ES_CONTINUOUS)` and its undo). Called only when the answer changes.
     fn keep_system_awake(&mut self, awake: bool);
+
+    /// The device's configuration space, where the gateway of ConnectX-4
+    /// and later is; `None` for a device whose BAR 0 is CR space (and once
+    /// the platform has given up the device's bus interface).
+    fn config_space(&mut self) -> Option<&mut dyn gateway::ConfigSpace> {
+        None
+    }
+
+    /// Process `pid` starts (`true`) or stops (`false`) holding a tool lock
+    /// of this device ([`ToolLock`]), which its exit must release: the
+    /// process-exit filters count it as they count a view.
+    fn count_owner(&mut self, pid: Pid, add: bool) {
+        let _ = (pid, add);
+    }
 }

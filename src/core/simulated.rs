@@ -30,6 +30,16 @@ pub const SIM_PCI_DEVICE_ID: u16 = 0x1003;
 /// The BARs the simulated HCA reports.
 pub const SIM_BARS: BarSizes = BarSizes { bar0: SIM_BAR0_SIZE, bar1: SIM_BAR1_SIZE, bar2: SIM_BAR2_SIZE };
 
+/// PCI device id of the simulated ConnectX-4 (MT27700), whose CR space is
+/// behind the configuration-space gateway.
+pub const SIM4_PCI_DEVICE_ID: u16 = 0x1013;
+/// The simulated ConnectX-4's device-identification dword (CR space at
+/// 0xF0014): hardware id 0x209.
+pub const SIM4_DEVICE_ID: u32 = 0x0000_0209;
+/// The BARs the simulated ConnectX-4 reports: BAR 0 is its initialization
+/// segment and doorbells (32 MiB), never mapped.
+pub const SIM4_BARS: BarSizes = BarSizes { bar0: 32 << 20, bar1: 0, bar2: 0 };
+
 /// The four bytes of CR space that hold the device's dword `value`: CR space
 /// is big-endian on the bus (the Linux mthca/mlx4 drivers and mstflint's
 /// mtcr swap every dword they access through BAR 0).
@@ -41,3 +51,5 @@ pub const fn cr_dword_bytes(value: u32) -> [u8; 4] {
 pub const fn cr_dword_value(bytes: [u8; 4]) -> u32 {
     u32::from_be_bytes(bytes)
 }
+
+pub mod gateway;

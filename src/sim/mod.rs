@@ -10,13 +10,15 @@
 //! removal). "Processes" are pids within this one host process: a returned
 //! `va` is a real address here.
 
+mod gateway;
 mod platform;
 mod slab;
 
+pub use gateway::FirmwareAgent;
 pub use platform::{DriverPool, Faults};
 
 use crate::abi::{code_access, Access};
-use crate::core::{CaId, Config, Device, Pid, PnpState, Requester};
+use crate::core::{CaId, Config, Device, Identity, Pid, PnpState, Requester};
 use crate::status::Status;
 use platform::{Bar, IdHash, SimPlatform};
 use slab::{Key, Slab};
@@ -25,9 +27,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 pub use crate::core::simulated::{
-    cr_dword_bytes, cr_dword_value, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_BARS, SIM_DEVICE_ID,
-    SIM_DEVICE_ID_OFFSET, SIM_PCI_DEVICE_ID, SIM_PCI_VENDOR_ID,
+    cr_dword_bytes, cr_dword_value, SIM4_BARS, SIM4_DEVICE_ID, SIM4_PCI_DEVICE_ID, SIM_BAR0_SIZE, SIM_BAR1_SIZE,
+    SIM_BAR2_SIZE, SIM_BARS, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET, SIM_PCI_DEVICE_ID, SIM_PCI_VENDOR_ID,
 };
+pub use gateway::DEVICE_BYTES as SIM4_DEVICE_FILE_BYTES;
+
+/// Which HCA the simulator plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimModel {
+    /// A ConnectX-3 (PCI 15B3:1003): BAR 0 is CR space, mapped into tools.
+    ConnectX3,
+    /// A ConnectX-4 (PCI 15B3:1013): CR space and the other address spaces
+    /// behind the configuration-space gateway, shared with a firmware agent.
+    ConnectX4,
+}
 
 /// The access a handle was granted when it was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +167,8 @@ struct Inner {
     /// a process has ended.
     idle: Condvar,
     bar: Arc<Bar>,
+    /// The ConnectX-4's device side; `None` for the ConnectX-3.
+    gateway: Option<Arc<gateway::GatewayDevice>>,
 }
 
 /// A started simulated HCA (see "The simulated HCA" in the contract).
@@ -232,13 +247,121 @@ impl SimHca {
         let bar = Arc::new(bar);
         let mut device = Device::new(SimPlatform::new(bar.clone()), config);
         device.start(SIM_BARS);
+        device.set_identity(Identity { pci_device_id: u32::from(SIM_PCI_DEVICE_ID), hw_id: SIM_DEVICE_ID & 0xFFFF });
         SimHca {
             inner: Arc::new(Inner {
                 state: Mutex::new(State { io: IoManager::default(), driver: device }),
                 idle: Condvar::new(),
                 bar,
+                gateway: None,
             }),
         }
+    }
+
+    /// A started device of `model`, with default quotas (a fresh, private
+    /// device: `SimHca::new()` is the ConnectX-3).
+    pub fn with_model(model: SimModel) -> SimHca {
+        match model {
+            SimModel::ConnectX3 => SimHca::new(),
+            SimModel::ConnectX4 => {
+                let region = memmap2::MmapOptions::new()
+                    .len(gateway::DEVICE_BYTES as usize)
+                    .map_anon()
+                    .expect("anonymous memory for the simulated ConnectX-4");
+                let raw = memmap2::MmapRaw::from(region);
+                Self::started_gateway(raw, true, Config::DEFAULT).expect("the simulated ConnectX-4 starts")
+            }
+        }
+    }
+
+    /// A started ConnectX-4 whose device state (configuration space, the
+    /// gateway's registers, every address space) is the file at `path`,
+    /// shared live with every other process that uses it: tools under
+    /// sim-pci, other `SimHca`s, firmware agents. A missing or empty file is
+    /// a device at power-on; a file of another size is refused. Each `SimHca`
+    /// runs its own copy of the driver (its own handles and lease); the
+    /// gateway's semaphore arbitrates between them, as on the hardware.
+    pub fn with_device_file(path: &std::path::Path, config: Config) -> std::io::Result<SimHca> {
+        use rustix::fs::{flock, FlockOperation};
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        flock(&file, FlockOperation::LockExclusive)?;
+        let fresh = match file.metadata()?.len() {
+            0 => {
+                file.set_len(u64::from(gateway::DEVICE_BYTES))?;
+                true
+            }
+            len if len == u64::from(gateway::DEVICE_BYTES) => false,
+            len => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a simulated ConnectX-4: {len} bytes", path.display()),
+                ))
+            }
+        };
+        let raw = memmap2::MmapOptions::new().len(gateway::DEVICE_BYTES as usize).map_raw(&file)?;
+        let started = Self::started_gateway(raw, fresh, config);
+        flock(&file, FlockOperation::Unlock)?;
+        started
+    }
+
+    fn started_gateway(raw: memmap2::MmapRaw, fresh: bool, config: Config) -> std::io::Result<SimHca> {
+        let device = Arc::new(gateway::GatewayDevice::new(raw, fresh, SIM4_PCI_DEVICE_ID, SIM4_DEVICE_ID)?);
+        // BAR 0 of a ConnectX-4 is never mapped; the platform keeps a token one.
+        let bar = Arc::new(Bar::new(4096)?);
+        let sim_config = gateway::SimConfig { device: device.clone(), pause: std::time::Duration::from_micros(100) };
+        let mut driver = Device::new(SimPlatform::with_config(bar.clone(), sim_config), config);
+        driver
+            .start_gateway(SIM4_BARS, u32::from(SIM4_PCI_DEVICE_ID))
+            .map_err(|status| std::io::Error::other(format!("START_DEVICE of the simulated ConnectX-4: {status}")))?;
+        Ok(SimHca {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State { io: IoManager::default(), driver }),
+                idle: Condvar::new(),
+                bar,
+                gateway: Some(device),
+            }),
+        })
+    }
+
+    /// Which HCA this is.
+    pub fn model(&self) -> SimModel {
+        if self.inner.gateway.is_some() {
+            SimModel::ConnectX4
+        } else {
+            SimModel::ConnectX3
+        }
+    }
+
+    fn gateway(&self) -> &gateway::GatewayDevice {
+        self.inner.gateway.as_deref().expect("a ConnectX-4: the gateway is its own")
+    }
+
+    /// The ConnectX-4's dword at `offset` of address space `space`, as the
+    /// device holds it (the gateway carries values: no byte order to mind).
+    pub fn read_space(&self, space: u32, offset: u32) -> u32 {
+        self.gateway().read_space(space, offset)
+    }
+
+    /// Sets the ConnectX-4's dword at `offset` of `space` (the device's side).
+    pub fn write_space(&self, space: u32, offset: u32, value: u32) {
+        self.gateway().write_space(space, offset, value)
+    }
+
+    /// Whether someone holds the ConnectX-4 gateway's semaphore right now.
+    pub fn gateway_semaphore_taken(&self) -> bool {
+        self.gateway().semaphore_taken()
+    }
+
+    /// The ConnectX-4's faults: its gateway's semaphore never free, its flag
+    /// never moving (false, false: none).
+    pub fn set_gateway_faults(&self, semaphore_stuck: bool, flag_stuck: bool) {
+        self.gateway().set_faults(semaphore_stuck, flag_stuck)
+    }
+
+    /// Starts a firmware agent on the ConnectX-4 (see [`FirmwareAgent`]); it
+    /// stops when dropped.
+    pub fn start_firmware_agent(&self, seed: u64) -> FirmwareAgent {
+        FirmwareAgent::start(self.inner.gateway.clone().expect("a ConnectX-4 has a firmware agent"), seed)
     }
 
     /// `CreateFile` from process `pid`; the handle was granted `access`.
@@ -371,8 +494,17 @@ impl SimHca {
         match routine(driver, 0, |d| d.query_stop()) {
             Ok(()) => {
                 let bars = driver.bars();
+                let gateway = self.inner.gateway.is_some();
                 routine(driver, 0, |d| d.stop());
-                routine(driver, 0, |d| d.start(bars));
+                routine(driver, 0, |d| {
+                    if gateway {
+                        d.start_gateway(bars, u32::from(SIM4_PCI_DEVICE_ID))
+                            .map(drop)
+                            .expect("the ConnectX-4 restarts");
+                    } else {
+                        d.start(bars);
+                    }
+                });
                 Ok(())
             }
             Err(status) => {
@@ -395,15 +527,22 @@ impl SimHca {
         lock(&self.inner.state).driver.platform().live_views()
     }
 
-    /// The device's side of BAR 0: reads a dword, the device's value (CR
-    /// space holds it big-endian; a view shows its bytes in that order).
+    /// The device's side of CR space: reads a dword, the device's value (a
+    /// ConnectX-3's BAR 0 holds it big-endian, and a view shows its bytes in
+    /// that order; a ConnectX-4's space 2 holds the value).
     pub fn read_dword(&self, offset: u32) -> u32 {
-        self.inner.bar.read_dword(offset)
+        match &self.inner.gateway {
+            Some(device) => device.read_space(crate::abi::space::CR, offset),
+            None => self.inner.bar.read_dword(offset),
+        }
     }
 
-    /// The device's side of BAR 0: writes a dword, the device's value.
+    /// The device's side of CR space: writes a dword, the device's value.
     pub fn write_dword(&self, offset: u32, value: u32) {
-        self.inner.bar.write_dword(offset, value)
+        match &self.inner.gateway {
+            Some(device) => device.write_space(crate::abi::space::CR, offset, value),
+            None => self.inner.bar.write_dword(offset, value),
+        }
     }
 
     /// Whether a view of this HCA's BAR 0 is mapped at `va` in this host

@@ -13,6 +13,8 @@
 //! process for an unmap, or the Nth allocation of the driver's pool
 //! ([`DriverPool`]), the way Driver Verifier's low-resources simulation does.
 
+use super::gateway::SimConfig;
+use crate::core::gateway::ConfigSpace;
 use crate::core::simulated::{cr_dword_bytes, cr_dword_value};
 use crate::core::{PageSpan, Pid, Platform, ViewOwners};
 use crate::status::{Result, Status};
@@ -324,6 +326,9 @@ pub(crate) struct SimPlatform {
     owner_filter: ViewOwners,
     /// The system is kept awake (`PoRegisterSystemState`): the lease is held.
     awake: bool,
+    /// A ConnectX-4's configuration space (its gateway); `None` for the
+    /// ConnectX-3.
+    config: Option<SimConfig>,
 }
 
 impl SimPlatform {
@@ -343,7 +348,13 @@ impl SimPlatform {
             orphaned: 0,
             owner_filter: ViewOwners::new(),
             awake: false,
+            config: None,
         }
+    }
+
+    /// The platform of a device whose CR space is behind the gateway.
+    pub fn with_config(bar: std::sync::Arc<Bar>, config: SimConfig) -> Self {
+        SimPlatform { config: Some(config), ..SimPlatform::new(bar) }
     }
 
     /// Whether `pid` may own views by the lock-free filter (never `false`
@@ -457,6 +468,18 @@ impl Platform for SimPlatform {
         self.live += 1;
         self.writable += usize::from(writable);
         Ok((SimView { map, owner: self.context, writable }, va))
+    }
+
+    fn config_space(&mut self) -> Option<&mut dyn ConfigSpace> {
+        self.config.as_mut().map(|c| c as &mut dyn ConfigSpace)
+    }
+
+    fn count_owner(&mut self, pid: Pid, add: bool) {
+        if add {
+            self.owner_filter.add(pid);
+        } else {
+            self.owner_filter.remove(pid);
+        }
     }
 
     fn unmap_view(&mut self, view: SimView) {

@@ -28,6 +28,31 @@ int main(void) {
     SHOW(offsetof(FW_QUERY_CRSPACE_OUT, writer_pid));
     SHOW(offsetof(FW_QUERY_CRSPACE_OUT, mapping_count));
     SHOW(offsetof(FW_QUERY_CRSPACE_OUT, reserved));
+    SHOW(FW_READ_CRSPACE_BLOCK);
+    SHOW(FW_WRITE_CRSPACE_BLOCK);
+    SHOW(FW_LEASE_CRSPACE);
+    SHOW(FW_QUERY_DEVICE);
+    SHOW(MLNX_HCA_MAX_BLOCK_DWORDS);
+    SHOW(MLNX_HCA_PATH_MAPPED);
+    SHOW(MLNX_HCA_PATH_GATEWAY);
+    SHOW(MLNX_HCA_SPACE_ICMD_EXT);
+    SHOW(MLNX_HCA_SPACE_CR);
+    SHOW(MLNX_HCA_SPACE_ICMD);
+    SHOW(MLNX_HCA_SPACE_ND_CR);
+    SHOW(MLNX_HCA_SPACE_SEMAPHORE);
+    SHOW(sizeof(FW_CRSPACE_BLOCK_IN));
+    SHOW(offsetof(FW_CRSPACE_BLOCK_IN, space));
+    SHOW(offsetof(FW_CRSPACE_BLOCK_IN, offset));
+    SHOW(offsetof(FW_CRSPACE_BLOCK_IN, count));
+    SHOW(sizeof(FW_LEASE_CRSPACE_IN));
+    SHOW(offsetof(FW_LEASE_CRSPACE_IN, take));
+    SHOW(sizeof(FW_QUERY_DEVICE_OUT));
+    SHOW(offsetof(FW_QUERY_DEVICE_OUT, pci_device_id));
+    SHOW(offsetof(FW_QUERY_DEVICE_OUT, hw_id));
+    SHOW(offsetof(FW_QUERY_DEVICE_OUT, path));
+    SHOW(offsetof(FW_QUERY_DEVICE_OUT, spaces));
+    SHOW(offsetof(FW_QUERY_DEVICE_OUT, max_count));
+    SHOW(offsetof(FW_QUERY_DEVICE_OUT, reserved));
 
     /* Two dwords of CR space: 0xf0010 and the ConnectX-3 id at 0xf0014. */
     union { uint32_t dwords[2]; unsigned char bytes[8]; } cr = {{0}};

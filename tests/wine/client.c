@@ -483,11 +483,11 @@ static int conformance(const char *path, int windows, int noclose) {
     FW_MAP_CRSPACE_IN in;
     FW_UNMAP_CRSPACE_IN un = {0x12345678};
     unsigned char junk[16] = {0};
-    refused(ro, "unknown code (function 0x804)", MLNX_HCA_CTL_CODE(0x804, MLNX_HCA_FILE_READ_ACCESS), junk, 12, 8,
+    refused(ro, "unknown code (function 0x808)", MLNX_HCA_CTL_CODE(0x808, MLNX_HCA_FILE_READ_ACCESS), junk, 12, 8,
             STATUS_INVALID_DEVICE_REQUEST);
     refused(ro, "map code with METHOD_NEITHER", FW_MAP_CRSPACE_RO | 3, junk, 12, 8, STATUS_INVALID_DEVICE_REQUEST);
     refused(ro, "unknown code asking write access, on a read-only handle",
-            MLNX_HCA_CTL_CODE(0x804, MLNX_HCA_FILE_READ_ACCESS | MLNX_HCA_FILE_WRITE_ACCESS), junk, 12, 8,
+            MLNX_HCA_CTL_CODE(0x808, MLNX_HCA_FILE_READ_ACCESS | MLNX_HCA_FILE_WRITE_ACCESS), junk, 12, 8,
             STATUS_ACCESS_DENIED);
     in = (FW_MAP_CRSPACE_IN){0, 0, 4};
     refused(ro, "RW map on a read-only handle", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, STATUS_ACCESS_DENIED);
