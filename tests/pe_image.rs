@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 /// memory by physical address, pool pages locked), the user mapping and its
 /// protection, attach, the BAR mapping, the process-exit notification, the
 /// requester's process, the busy state while a write lease is held, power
-/// policy, and the administrator's read grant.
+/// policy, the administrator's read grant, and the gateway (the bus
+/// interface's query, the waits and their clock).
 const REQUIRED: &[&str] = &[
     "IoAllocateMdl",
     "MmAllocateMdlForIoSpace",
@@ -51,6 +52,9 @@ const REQUIRED: &[&str] = &[
     "ZwSetSecurityObject",
     "ZwOpenKey",
     "ZwQueryValueKey",
+    "IoBuildSynchronousFsdRequest",
+    "KeDelayExecutionThread",
+    "KeQueryPerformanceCounter",
 ];
 
 /// Windows 10 2004+ only (and not exported by Wine 8).

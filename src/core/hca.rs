@@ -13,11 +13,14 @@
 //! test device and of an HCA in flash-recovery mode (which has no driver of
 //! its own), bound by the INF; and a *lower filter* below the HCA's own
 //! driver (WinOF, WinOF-2), added to a chosen HCA by an administrator. In
-//! both it serves tools through a control device of its own, but only for
-//! an HCA whose BAR 0 is CR space.
+//! both it serves tools through a control device of its own: by mapping
+//! BAR 0 for an HCA whose BAR 0 is CR space, through the configuration-space
+//! gateway for the later ones (never touching their BAR 0).
 
-/// The root-enumerated simulated HCA's hardware id (the INF's).
+/// The root-enumerated simulated ConnectX-3's hardware id (the INF's).
 pub const SIMULATED_HARDWARE_ID: &str = r"root\mlnx_hca_sim";
+/// The root-enumerated simulated ConnectX-4's hardware id (the INF's).
+pub const SIMULATED4_HARDWARE_ID: &str = r"root\mlnx_hca_sim4";
 
 /// Mellanox's PCI vendor id.
 pub const MELLANOX: u16 = 0x15B3;
@@ -127,53 +130,74 @@ pub fn pci_ids(hardware_id: &str) -> Option<(u16, u16)> {
 /// device's hardware ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// The function driver: of the root test device (`simulated`), or of a
-    /// flash-recovery HCA whose BAR 0 is CR space. Serves tools.
+    /// The function driver: of a root test device (`simulated`: its CR
+    /// space is in driver memory), or of an HCA in flash recovery (which has
+    /// no driver of its own). Serves tools.
     Function {
-        /// The root-enumerated test device (BAR 0 in driver memory).
+        /// The HCA it is (the test devices: the one each simulates).
+        hca: &'static Hca,
+        /// A root-enumerated test device.
         simulated: bool,
     },
     /// A lower filter below the HCA's own driver: passes every request of
-    /// the stack through; serves tools when `serves` (the HCA's BAR 0 is CR
-    /// space).
+    /// the stack through; serves tools when it knows the HCA (BAR 0 mapped
+    /// for ConnectX-3 and older, the configuration-space gateway for later
+    /// ones).
     Filter {
         /// The HCA, if the driver knows it.
         hca: Option<&'static Hca>,
-        /// Whether tools get a control device for it.
-        serves: bool,
     },
 }
 
+/// What the root test device `root\mlnx_hca_sim` is: a ConnectX-3 (BAR 0
+/// in driver memory).
+pub static SIMULATED_CONNECTX3: Hca = bar0(0x1003, "ConnectX-3 (MT27500)", false);
+/// What the root test device `root\mlnx_hca_sim4` is: a ConnectX-4 (a
+/// gateway emulated in driver memory).
+pub static SIMULATED_CONNECTX4: Hca = gateway(0x1013, "ConnectX-4 (MT27700)", false);
+
 impl Role {
     /// The role for a device with these hardware ids (most specific first,
-    /// as the PnP manager lists them). A device the INF binds (the test
-    /// device, a CR-space flash-recovery id) is the function driver's; any
-    /// other device the driver is loaded for can only be a stack it was added
-    /// to as a filter.
+    /// as the PnP manager lists them). A device the INF binds (a test
+    /// device, a flash-recovery id) is the function driver's; any other
+    /// device the driver is loaded for can only be a stack it was added to
+    /// as a filter.
     pub fn for_device<'a>(hardware_ids: impl IntoIterator<Item = &'a str>) -> Role {
         let mut found = None;
         for id in hardware_ids {
             if id.eq_ignore_ascii_case(SIMULATED_HARDWARE_ID) {
-                return Role::Function { simulated: true };
+                return Role::Function { hca: &SIMULATED_CONNECTX3, simulated: true };
+            }
+            if id.eq_ignore_ascii_case(SIMULATED4_HARDWARE_ID) {
+                return Role::Function { hca: &SIMULATED_CONNECTX4, simulated: true };
             }
             if let (None, Some((MELLANOX, device))) = (found, pci_ids(id)) {
                 found = Some(hca(device));
             }
         }
-        let hca = found.flatten();
-        match hca {
-            Some(h) if h.recovery && h.cr_space == CrSpace::Bar0 => Role::Function { simulated: false },
-            Some(h) => Role::Filter { hca, serves: h.cr_space == CrSpace::Bar0 },
-            None => Role::Filter { hca: None, serves: false },
+        match found.flatten() {
+            Some(h) if h.recovery => Role::Function { hca: h, simulated: false },
+            hca => Role::Filter { hca },
         }
     }
 
-    /// Whether tools get a control device for this device.
-    pub fn serves(self) -> bool {
+    /// The HCA, if the driver knows it.
+    pub fn hca(self) -> Option<&'static Hca> {
         match self {
-            Role::Function { .. } => true,
-            Role::Filter { serves, .. } => serves,
+            Role::Function { hca, .. } => Some(hca),
+            Role::Filter { hca } => hca,
         }
+    }
+
+    /// Whether tools get a control device for this device: for every HCA
+    /// the driver knows.
+    pub fn serves(self) -> bool {
+        self.hca().is_some()
+    }
+
+    /// Whether this is a root test device.
+    pub fn simulated(self) -> bool {
+        matches!(self, Role::Function { simulated: true, .. })
     }
 
     /// Whether this is the function driver (not a filter).
@@ -275,7 +299,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_filter_passes_down_everything_but_pnp_and_power_and_serves_nothing() {
+    fn a_filter_passes_down_everything_but_pnp_and_power() {
         let filter = Target::Stack(Role::for_device([r"PCI\VEN_15B3&DEV_1003"]));
         for m in 0..=major::MAXIMUM {
             let want = match m {
@@ -285,15 +309,17 @@ mod tests {
             };
             assert_eq!(route(filter, m), want, "major {m:#x}");
         }
-        let not_served = Target::Stack(Role::for_device([r"PCI\VEN_15B3&DEV_1013"]));
-        for m in 0..=major::MAXIMUM {
-            assert_eq!(route(not_served, m), route(filter, m), "the same pass-through for a stack it does not serve");
+        for other in [r"PCI\VEN_15B3&DEV_1013", r"PCI\VEN_8086&DEV_1003"] {
+            let other = Target::Stack(Role::for_device([other]));
+            for m in 0..=major::MAXIMUM {
+                assert_eq!(route(other, m), route(filter, m), "the same pass-through for every stack it filters");
+            }
         }
     }
 
     #[test]
     fn only_the_control_device_serves_tools() {
-        let function = Target::Stack(Role::Function { simulated: true });
+        let function = Target::Stack(Role::Function { hca: &SIMULATED_CONNECTX3, simulated: true });
         for m in [major::CREATE, major::DEVICE_CONTROL, 0x03, 0x04] {
             assert_eq!(route(function, m), Route::Refuse, "the FDO serves no tool: major {m:#x}");
         }
@@ -320,17 +346,40 @@ mod tests {
 
     #[test]
     fn roles() {
-        assert_eq!(Role::for_device([r"ROOT\MLNX_HCA_SIM"]), Role::Function { simulated: true });
+        let sim = Role::for_device([r"ROOT\MLNX_HCA_SIM"]);
+        assert_eq!(sim, Role::Function { hca: &SIMULATED_CONNECTX3, simulated: true });
+        let sim4 = Role::for_device([r"root\mlnx_hca_sim4"]);
+        assert!(matches!(sim4, Role::Function { hca, simulated: true } if hca.cr_space == CrSpace::Gateway));
+        assert!(sim.simulated() && sim4.simulated() && sim4.serves());
         let recovery = [r"PCI\VEN_15B3&DEV_01F6&SUBSYS_00000000&REV_00", r"PCI\VEN_15B3&DEV_01F6"];
-        assert_eq!(Role::for_device(recovery), Role::Function { simulated: false });
+        let cx3_recovery = Role::for_device(recovery);
+        assert!(matches!(cx3_recovery, Role::Function { hca, simulated: false } if hca.device_id == 0x01F6));
         let cx3 = Role::for_device([r"PCI\VEN_15B3&DEV_1003&SUBSYS_006715B3&REV_00", r"PCI\VEN_15B3&DEV_1003"]);
-        assert!(matches!(cx3, Role::Filter { hca: Some(h), serves: true } if h.name.starts_with("ConnectX-3")));
+        assert!(matches!(cx3, Role::Filter { hca: Some(h) } if h.name.starts_with("ConnectX-3")));
+        assert!(cx3.serves() && !cx3.is_function() && !cx3.simulated());
         let cx4 = Role::for_device([r"PCI\VEN_15B3&DEV_1013&SUBSYS_003315B3"]);
-        assert!(matches!(cx4, Role::Filter { hca: Some(_), serves: false }), "ConnectX-4: BAR 0 is not CR space");
+        assert!(
+            matches!(cx4, Role::Filter { hca: Some(h) } if h.cr_space == CrSpace::Gateway),
+            "ConnectX-4: a filter, served through the gateway"
+        );
+        assert!(cx4.serves());
         let cx4_recovery = Role::for_device([r"PCI\VEN_15B3&DEV_0209"]);
-        assert!(matches!(cx4_recovery, Role::Filter { serves: false, .. }), "not bound until the gateway is served");
-        assert_eq!(Role::for_device([r"PCI\VEN_8086&DEV_1003"]), Role::Filter { hca: None, serves: false });
-        assert_eq!(Role::for_device([]), Role::Filter { hca: None, serves: false });
+        assert!(
+            matches!(cx4_recovery, Role::Function { hca, simulated: false } if hca.cr_space == CrSpace::Gateway),
+            "a flash-recovery ConnectX-4 has no driver of its own"
+        );
+        let foreign = Role::for_device([r"PCI\VEN_8086&DEV_1003"]);
+        assert_eq!(foreign, Role::Filter { hca: None });
+        assert!(!foreign.serves());
+        assert_eq!(Role::for_device([]), Role::Filter { hca: None });
+    }
+
+    #[test]
+    fn the_test_devices_are_table_entries() {
+        assert_eq!(hca(SIMULATED_CONNECTX3.device_id), Some(&SIMULATED_CONNECTX3));
+        assert_eq!(hca(SIMULATED_CONNECTX4.device_id), Some(&SIMULATED_CONNECTX4));
+        assert_eq!(SIMULATED_CONNECTX3.device_id, crate::core::simulated::SIM_PCI_DEVICE_ID);
+        assert_eq!(SIMULATED_CONNECTX4.device_id, crate::core::simulated::SIM4_PCI_DEVICE_ID);
     }
 
     #[test]

@@ -701,10 +701,10 @@ pub(crate) unsafe extern "C" fn add_device(driver: *mut DRIVER_OBJECT, pdo: PDEV
     }
     *flags &= !wdk_sys::DO_DEVICE_INITIALIZING;
     match role {
-        Role::Function { simulated } => trace!("AddDevice: function driver (simulated {})", u32::from(simulated)),
-        Role::Filter { hca: Some(hca), serves } => {
-            trace!("AddDevice: lower filter of {} (serves tools {})", hca.name, u32::from(serves));
+        Role::Function { hca, simulated } => {
+            trace!("AddDevice: function driver of {} (simulated {})", hca.name, u32::from(simulated));
         }
+        Role::Filter { hca: Some(hca) } => trace!("AddDevice: lower filter of {}", hca.name),
         Role::Filter { hca: None, .. } => trace!("AddDevice: lower filter of an HCA it does not know: serves nothing"),
     }
     STATUS_SUCCESS

@@ -3,7 +3,7 @@
 //! `IO_REMOVE_LOCK`), [`Irp`] (an IRP being handled, with the `wdm.h` inline
 //! helpers written out), [`ProcessRef`] (a referenced process),
 //! [`Attached`] (`KeStackAttachProcess` until dropped) and [`SystemAwake`]
-//! (`PoRegisterSystemState` until dropped).
+//! (`PoRegisterSystemState` until dropped); and a short sleep.
 
 use ::core::cell::UnsafeCell;
 use ::core::ffi::c_void;
@@ -13,12 +13,13 @@ use ::core::ptr::{self, NonNull};
 use wdk_sys::ntddk::{
     ExAcquireFastMutex, ExReleaseFastMutex, IoAcquireRemoveLockEx, IoGetCurrentProcess, IoGetRequestorProcess,
     IoInitializeRemoveLockEx, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IofCallDriver, IofCompleteRequest,
-    KeInitializeEvent, KeStackAttachProcess, KeUnstackDetachProcess, ObfDereferenceObject, ObfReferenceObject,
-    PoRegisterSystemState, PoUnregisterSystemState, PsGetCurrentProcessId, PsGetProcessId,
+    KeDelayExecutionThread, KeInitializeEvent, KeQueryPerformanceCounter, KeStackAttachProcess, KeUnstackDetachProcess,
+    ObfDereferenceObject, ObfReferenceObject, PoRegisterSystemState, PoUnregisterSystemState, PsGetCurrentProcessId,
+    PsGetProcessId,
 };
 use wdk_sys::{
-    _EVENT_TYPE, CCHAR, FAST_MUTEX, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP, KAPC_STATE, NTSTATUS, PDEVICE_OBJECT,
-    PIO_COMPLETION_ROUTINE, PIO_STACK_LOCATION, PIRP, PKPROCESS, PVOID, ULONG,
+    _EVENT_TYPE, _MODE, CCHAR, FAST_MUTEX, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP, KAPC_STATE, LARGE_INTEGER, NTSTATUS,
+    PDEVICE_OBJECT, PIO_COMPLETION_ROUTINE, PIO_STACK_LOCATION, PIRP, PKPROCESS, PVOID, ULONG,
 };
 
 /// `FALSE` as a `BOOLEAN`.
@@ -540,4 +541,39 @@ pub(crate) fn user_probe_address() -> usize {
 /// A `*mut c_void` as an address, for comparisons.
 pub(crate) fn addr(p: *const c_void) -> usize {
     p as usize
+}
+
+// ---------------------------------------------------------------- waits
+
+/// Sleeps about a millisecond (`KeDelayExecutionThread`, kernel mode, not
+/// alertable; the system timer's tick, 15.6 ms by default, may make it
+/// longer) and answers how long it slept, in microseconds, by the
+/// performance counter.
+///
+/// IRQL: <= APC_LEVEL.
+pub(crate) fn sleep_a_millisecond() -> u32 {
+    const REQUESTED_US: u32 = 1000;
+    let mut frequency = LARGE_INTEGER::default();
+    // SAFETY: writes the counter's frequency to our variable.
+    let before = unsafe { KeQueryPerformanceCounter(&raw mut frequency) };
+    // Relative (negative), in 100 ns units.
+    let mut interval = LARGE_INTEGER { QuadPart: -10 * i64::from(REQUESTED_US) };
+    // SAFETY: a non-alertable kernel-mode wait on our interval; returns
+    // STATUS_SUCCESS when it elapsed (nothing else can end it).
+    let _ = unsafe { KeDelayExecutionThread(_MODE::KernelMode as i8, FALSE, &raw mut interval) };
+    // SAFETY: no frequency asked for.
+    let after = unsafe { KeQueryPerformanceCounter(ptr::null_mut()) };
+    let quad = |value: LARGE_INTEGER| {
+        // SAFETY: LARGE_INTEGER's QuadPart is the whole value, any bits valid.
+        unsafe { value.QuadPart }
+    };
+    let (before, after, frequency) = (quad(before), quad(after), quad(frequency));
+    match (after.checked_sub(before), u64::try_from(frequency)) {
+        (Some(ticks), Ok(frequency)) if ticks >= 0 && frequency > 0 => {
+            // CAST: ticks is not negative.
+            let us = u128::from(ticks as u64) * 1_000_000 / u128::from(frequency);
+            u32::try_from(us).unwrap_or(u32::MAX).max(1)
+        }
+        _ => REQUESTED_US,
+    }
 }

@@ -10,7 +10,9 @@
 //! | `pnp.rs` | PnP (start, query/cancel, stop, surprise removal, removal), power, WMI |
 //! | `dispatch.rs` | CREATE, CLEANUP, CLOSE, DEVICE_CONTROL on a control device; everything else a stack device passes on or refuses |
 //! | `platform.rs` | [`Platform`](crate::core::Platform) for Windows: BAR 0, MDLs, user views, the read-only alias, the busy state |
+//! | `config.rs` | a gateway device's configuration space: the PCI bus interface, or the emulated ConnectX-4 of `root\mlnx_hca_sim4` |
 //! | `security.rs` | the control device's descriptor and the administrator's read grant |
+//! | `params.rs` | the `Parameters` registry key: `ReadAccess`, `KeepSystemAwake` |
 //! | `kernel.rs` | small owning wrappers: fast mutex, remove lock, IRP, process reference, attach, busy state |
 //! | `alloc.rs`, `log.rs` | pool allocator with a live count; `DbgPrint` tracing |
 //! | `shim.c` | `__try/__except` around the two calls that raise on failure |
@@ -27,7 +29,7 @@
 //! - `Hca::core` (per HCA, "the device lock"): the core's
 //!   `Device<WinPlatform>`, i.e. the contexts, tables, lease, PnP state, BAR 0
 //!   and every view. Taken for exactly one core call (plus, at start/stop/
-//!   removal, handing BAR 0 in or out) by CREATE, CLEANUP, CLOSE and
+//!   removal, handing BAR 0 or the configuration space in or out) by CREATE, CLEANUP, CLOSE and
 //!   DEVICE_CONTROL of the control device, the PnP and power minor functions
 //!   of the stack device, and the process-exit notification. Under it run
 //!   the platform's kernel calls: IoAllocateMdl, MmAllocateMdlForIoSpace,
@@ -37,10 +39,15 @@
 //!   APC_LEVEL), MmUnlockPages, IoFreeMdl, KeStackAttachProcess/
 //!   KeUnstackDetachProcess (< DISPATCH_LEVEL), ObfReferenceObject/
 //!   ObfDereferenceObject, PoRegisterSystemState/PoUnregisterSystemState (<=
-//!   APC_LEVEL), pool allocation and free: all legal at APC_LEVEL. A fast
-//!   mutex rather than an ERESOURCE because user mappings need <= APC_LEVEL
-//!   anyway and Wine 8 exports ExAcquireFastMutex (not
-//!   KeAcquireGuardedMutex).
+//!   APC_LEVEL), pool allocation and free; for a gateway device the bus
+//!   interface's GetBusData/SetBusData (<= DISPATCH_LEVEL) and the waits
+//!   for its semaphore and flag, KeDelayExecutionThread (<= APC_LEVEL): all
+//!   legal at APC_LEVEL. A gateway request holds the lock for its whole
+//!   transfer, waits included (at most about 2 s per wait,
+//!   `core::gateway`): the lock is the per-device mutex that keeps one
+//!   request at a time on the gateway. A fast mutex rather than an
+//!   ERESOURCE because user mappings need <= APC_LEVEL anyway and Wine 8
+//!   exports ExAcquireFastMutex (not KeAcquireGuardedMutex).
 //! - `StackExtension::remove_lock` (per stack device, `IO_REMOVE_LOCK`):
 //!   every IRP of the stack device holds it from entry until after it
 //!   completed or passed down its IRP (acquire failure:
@@ -61,10 +68,12 @@
 //! taking another device's.
 
 mod alloc;
+mod config;
 mod device;
 mod dispatch;
 mod kernel;
 mod log;
+mod params;
 mod platform;
 mod pnp;
 mod security;
@@ -120,9 +129,9 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path
     // SAFETY: as above.
     unsafe { GRAVEYARD.init() };
     // SAFETY: as above, for the Parameters key's path.
-    unsafe { security::PARAMETERS_KEY.init() };
+    unsafe { params::PARAMETERS_KEY.init() };
     // SAFETY: DriverEntry's own registry path, before any other use of the key.
-    unsafe { security::remember_service_key(registry_path) };
+    unsafe { params::remember_service_key(registry_path) };
     // SAFETY: the I/O manager's driver object, ours to fill in during DriverEntry.
     let driver = unsafe { &mut *driver };
     driver.DriverUnload = Some(driver_unload);
@@ -161,7 +170,7 @@ unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     // SAFETY: DriverUnload: no device object of the driver is left.
     unsafe { device::free_graveyard() };
     // The Parameters key's path, the driver's one allocation of its own.
-    drop(::core::mem::take(&mut *security::PARAMETERS_KEY.lock()));
+    drop(::core::mem::take(&mut *params::PARAMETERS_KEY.lock()));
     // CAST: a count of allocations.
     trace!("unload: outstanding allocations: {}", alloc::outstanding() as i64);
 }

@@ -22,13 +22,18 @@
 //! one system mapping per MDL is what the memory manager allows): one set
 //! of system PTEs per read-only view, none per read-write view.
 //!
+//! A gateway device (ConnectX-4 and later) has no BAR here at all: the
+//! platform holds its configuration space instead (`config.rs`).
+//!
 //! Everything here runs under the device's fast mutex (IRQL APC_LEVEL), in
 //! the thread of the request (map) or of cleanup/close/PnP/process exit
 //! (unmap).
 
 use super::alloc;
+use super::config::ConfigAccess;
 use super::kernel::{self, Attached, ProcessRef, SystemAwake, FALSE};
 use super::log::trace;
+use crate::core::gateway::ConfigSpace;
 use crate::core::simulated::{cr_dword_bytes, SIM_BAR0_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET};
 use crate::core::{PageSpan, Platform, ViewOwners, PAGE_SIZE};
 use crate::status::{Result, Status};
@@ -459,10 +464,14 @@ pub(crate) struct WinView {
 // ---------------------------------------------------------------- the platform
 
 /// The Windows [`Platform`]: BAR 0 of a started device, the views of it, and
-/// the busy state that keeps the system awake while the lease is held.
+/// the busy state that keeps the system awake while the lease is held; or,
+/// for a gateway device, its configuration space.
 pub(crate) struct WinPlatform {
     bar: Option<Bar>,
+    config: Option<ConfigAccess>,
     awake: Option<SystemAwake>,
+    /// `Parameters\KeepSystemAwake` as read at the last start.
+    may_keep_awake: bool,
     /// The device's exit filter, in its extension (which outlives this
     /// platform: the platform is part of the extension's core).
     owners: NonNull<ViewOwners>,
@@ -479,7 +488,7 @@ impl WinPlatform {
     /// # Safety
     /// `owners` stays valid for as long as the platform lives.
     pub(crate) const unsafe fn new(owners: NonNull<ViewOwners>) -> Self {
-        WinPlatform { bar: None, awake: None, owners }
+        WinPlatform { bar: None, config: None, awake: None, may_keep_awake: true, owners }
     }
 
     /// Start: BAR 0 is mapped.
@@ -491,6 +500,39 @@ impl WinPlatform {
     /// INVARIANT: the caller made the core revoke every view first.
     pub(crate) fn take_bar(&mut self) -> Option<Bar> {
         self.bar.take()
+    }
+
+    /// The low 16 bits of CR space's dword at 0xF0014 (the hardware id),
+    /// read through BAR 0 (CR space is big-endian); 0 without a BAR.
+    pub(crate) fn bar_hw_id(&self) -> u32 {
+        let Some(bar) = self.bar.as_ref() else { return 0 };
+        if bar.len() < SIM_DEVICE_ID_OFFSET as usize + 4 {
+            return 0;
+        }
+        let id = bar.system_va().wrapping_add(SIM_DEVICE_ID_OFFSET as usize).cast::<u32>();
+        // SAFETY: a dword-aligned offset inside the mapped BAR (checked
+        // above; the BAR is page aligned), read once as the device register
+        // it is.
+        let raw = unsafe { id.read_volatile() };
+        u32::from_be(raw) & 0xFFFF
+    }
+
+    /// Start: whether a held lease may keep the system awake
+    /// (`Parameters\KeepSystemAwake`).
+    pub(crate) fn set_may_keep_awake(&mut self, may: bool) {
+        self.may_keep_awake = may;
+    }
+
+    /// Start of a gateway device: its configuration space.
+    pub(crate) fn set_config(&mut self, config: ConfigAccess) {
+        self.config = Some(config);
+    }
+
+    /// Stop, surprise removal, removal: hands the configuration space back
+    /// (the bus interface is dereferenced when it drops). The core reaches
+    /// the gateway only under the device lock, which the caller holds.
+    pub(crate) fn take_config(&mut self) -> Option<ConfigAccess> {
+        self.config.take()
     }
 
     fn owners(&self) -> [&ViewOwners; 2] {
@@ -539,8 +581,22 @@ impl Platform for WinPlatform {
         }
     }
 
+    fn config_space(&mut self) -> Option<&mut dyn ConfigSpace> {
+        self.config.as_mut().map(|c| c as &mut dyn ConfigSpace)
+    }
+
+    fn count_owner(&mut self, pid: u32, add: bool) {
+        for owners in self.owners() {
+            if add {
+                owners.add(pid);
+            } else {
+                owners.remove(pid);
+            }
+        }
+    }
+
     fn keep_system_awake(&mut self, awake: bool) {
-        if awake {
+        if awake && self.may_keep_awake {
             self.awake = SystemAwake::register();
             if self.awake.is_none() {
                 trace!("PoRegisterSystemState failed: the system may sleep during a write");

@@ -6,37 +6,44 @@
 //! serving nothing); it acts only on what concerns its tools' views.
 //!
 //! - `START_DEVICE`: passed down first and waited for (completion routine +
-//!   event); then BAR 0 is mapped (a real HCA: cross-checked raw and
-//!   translated resources; the simulated HCA: pool), and at the first start
-//!   the HCA's control device is made (`device::Hca`), its name linked and the
-//!   device interface enabled; the core is started.
+//!   event); then, up to ConnectX-3 Pro, BAR 0 is mapped (a real HCA:
+//!   cross-checked raw and translated resources; the simulated ConnectX-3:
+//!   pool) and the hardware id read from it; from Connect-IB and ConnectX-4
+//!   on, BAR 0 is left alone and the configuration space is taken instead
+//!   (a real HCA: the bus interface asked of the stack below; the simulated
+//!   ConnectX-4: emulated in pool) and the core finds and probes the
+//!   gateway. At the first start the HCA's control device is made
+//!   (`device::Hca`); its name is linked and the device interface enabled.
 //! - `QUERY_STOP` / `QUERY_REMOVE`: the core refuses (`STATUS_DEVICE_BUSY`,
 //!   completed here) while a view lives or a handle of the control device is
 //!   open, so the HCA's driver cannot be stopped or removed under a running
 //!   burn; agreed ones go down.
 //! - `CANCEL_STOP` / `CANCEL_REMOVE`: down first, then the core resumes.
 //! - `STOP_DEVICE`: the core stops (nothing is mapped after an agreed
-//!   query-stop) and BAR 0 is released; then down.
+//!   query-stop) and BAR 0 or the bus interface is released; then down.
 //! - `SURPRISE_REMOVAL`: the core revokes every view of every handle, each
-//!   in its owner's process, and the lease; then BAR 0 is released, the
+//!   in its owner's process, the tool locks (unwritten: the device is gone)
+//!   and the lease; then BAR 0 or the bus interface is released, the
 //!   interface disabled and the name deleted; then down.
 //! - `REMOVE_DEVICE`: the core refuses everything from now on and revokes
 //!   what is left; the remove lock is released and waited for (every stack
-//!   IRP in flight finishes); BAR 0 released; the Hca retired (its control
+//!   IRP in flight finishes); BAR 0 or the bus interface released; the Hca retired (its control
 //!   device deleted; handles still open keep reaching it until they close);
 //!   down; then the stack device is detached and deleted.
 //! - anything else: down, untouched. Power: the function driver as the
 //!   power policy owner; a filter passes it down. (WMI goes down in
 //!   `dispatch`.)
 
+use super::config::{BusInterface, ConfigAccess, EmulatedHca};
 use super::device::{self, Hca, StackExtension};
 use super::kernel::{nt_success, Irp, RemoveLockGuard, FALSE};
 use super::log::trace;
+use super::params;
 use super::platform::{Bar, IoSpaceMapping, SimulatedBar, WinPlatform};
-use crate::core::hca::Role;
+use crate::core::hca::CrSpace;
 use crate::core::resources::{self, MemoryRange};
-use crate::core::simulated::SIM_BARS;
-use crate::core::{BarSizes, Device};
+use crate::core::simulated::{SIM4_BARS, SIM_BARS};
+use crate::core::{BarSizes, Device, Identity};
 use ::core::ptr::{self, NonNull};
 use ::core::sync::atomic::Ordering;
 use wdk_sys::ntddk::{
@@ -117,16 +124,24 @@ fn forward_and_wait(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     irp.status()
 }
 
+/// What a stopped or removed device gives back, released (dropped) once
+/// the device lock is no longer held.
+type Released = (Option<Bar>, Option<ConfigAccess>);
+
 /// BAR 0 goes back only when no view refers to it any more. The core revokes
 /// every view before stop/surprise/remove return; a view left here would be a
 /// bug, and unmapping under it would be worse than keeping the BAR mapped.
-fn release_bar(device: &mut Device<WinPlatform>) -> Option<Bar> {
+/// The configuration space always goes back: the core reaches it only under
+/// the device lock, which the caller holds, and a stopped device makes no
+/// request.
+fn release(device: &mut Device<WinPlatform>) -> Released {
+    let config = device.platform_mut().take_config();
     if device.live_views() != 0 {
         // CAST: bounded by the per-device quota.
         trace!("BUG: {} view(s) left; BAR 0 stays mapped", device.live_views() as u32);
-        return None;
+        return (None, config);
     }
-    device.platform_mut().take_bar()
+    (device.platform_mut().take_bar(), config)
 }
 
 /// The stack's Hca, if it has one.
@@ -134,6 +149,15 @@ fn hca_of(ext: &StackExtension) -> Option<&Hca> {
     let hca = NonNull::new(ext.hca.load(Ordering::Acquire))?;
     // SAFETY: an Hca lives until unload (device::Hca).
     Some(unsafe { hca.as_ref() })
+}
+
+/// What serves tools on a started device.
+enum Served {
+    /// BAR 0 is CR space: mapped (ConnectX-3 and older).
+    Bar(Bar),
+    /// The configuration-space gateway (ConnectX-4 and later; BAR 0 is
+    /// never touched).
+    Gateway(ConfigAccess),
 }
 
 /// START_DEVICE. The function driver fails a start it cannot serve; a
@@ -145,14 +169,11 @@ fn start(ext: &StackExtension, irp: Irp) -> NTSTATUS {
         trace!("START_DEVICE: lower driver failed: {:#x}", status);
         return irp.complete(status, 0);
     }
-    let (simulated, serves) = match ext.role {
-        Role::Function { simulated } => (simulated, true),
-        Role::Filter { serves, .. } => (false, serves),
-    };
-    if !serves {
-        trace!("START_DEVICE: the HCA's BAR 0 is not CR space (or the HCA is unknown): no control device");
+    let Some(known) = ext.role.hca() else {
+        trace!("START_DEVICE: an HCA the driver does not know: no control device");
         return irp.complete(status, 0);
-    }
+    };
+    let simulated = ext.role.simulated();
     let failed = |why: NTSTATUS| -> NTSTATUS {
         if ext.role.is_function() {
             irp.complete(why, 0)
@@ -161,16 +182,28 @@ fn start(ext: &StackExtension, irp: Irp) -> NTSTATUS {
             irp.complete(status, 0)
         }
     };
-    let (bar, bars) = if simulated {
-        match SimulatedBar::new() {
-            Ok(bar) => (Bar::Simulated(bar), SIM_BARS),
+    // IRQL: PASSIVE_LEVEL, no lock held: BAR 0 mapped, or the bus
+    // interface asked of the stack below.
+    let (served, bars) = match (known.cr_space, simulated) {
+        (CrSpace::Bar0, true) => match SimulatedBar::new() {
+            Ok(bar) => (Served::Bar(Bar::Simulated(bar)), SIM_BARS),
             Err(why) => return failed(why.raw()),
-        }
-    } else {
-        match hardware_bar(irp) {
-            Ok(found) => found,
+        },
+        (CrSpace::Bar0, false) => match hardware_bar(irp) {
+            Ok((bar, bars)) => (Served::Bar(bar), bars),
             Err(why) => return failed(why),
-        }
+        },
+        (CrSpace::Gateway, true) => match EmulatedHca::new() {
+            Ok(hca) => (Served::Gateway(ConfigAccess::Emulated(hca)), SIM4_BARS),
+            Err(why) => return failed(why.raw()),
+        },
+        (CrSpace::Gateway, false) => match BusInterface::query(ext.lower) {
+            Ok(bus) => (Served::Gateway(ConfigAccess::Bus(bus)), bar_sizes(irp)),
+            Err(why) => {
+                trace!("START_DEVICE: no bus interface for the configuration space: {:#x}", why);
+                return failed(why);
+            }
+        },
     };
     // IRQL: PASSIVE_LEVEL, no lock held: the control device, its name and the interface.
     let hca = match NonNull::new(ext.hca.load(Ordering::Acquire)) {
@@ -191,20 +224,48 @@ fn start(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     };
     // SAFETY: an Hca lives until unload.
     let hca_ref = unsafe { hca.as_ref() };
-    {
+    let pci_device_id = u32::from(known.device_id);
+    // IRQL: PASSIVE_LEVEL, no lock held: the registry.
+    let may_keep_awake = params::keep_system_awake();
+    let (started, unused) = {
         let mut device = hca_ref.core.lock();
-        device.platform_mut().set_bar(bar);
-        device.start(bars);
+        device.platform_mut().set_may_keep_awake(may_keep_awake);
+        match served {
+            Served::Bar(bar) => {
+                device.platform_mut().set_bar(bar);
+                let hw_id = device.platform().bar_hw_id();
+                device.set_identity(Identity { pci_device_id, hw_id });
+                device.start(bars);
+                (Ok(()), None)
+            }
+            Served::Gateway(config) => {
+                device.platform_mut().set_config(config);
+                // The gateway is found, probed and its hardware id read
+                // here, under the device lock (APC_LEVEL: GetBusData and
+                // SetBusData allow <= DISPATCH_LEVEL).
+                match device.start_gateway(bars, pci_device_id) {
+                    Ok(_) => (Ok(()), None),
+                    Err(why) => (Err(why), device.platform_mut().take_config()),
+                }
+            }
+        }
+    };
+    drop(unused);
+    if let Err(why) = started {
+        trace!("START_DEVICE mlnx_hca{}: no usable gateway ({:#x})", hca_ref.instance, why.raw());
+        return failed(why.raw());
     }
     name(ext, hca);
     trace!(
-        "START_DEVICE mlnx_hca{}: BAR sizes {:#x} {:#x} {:#x} (simulated {}, filter {})",
+        "START_DEVICE mlnx_hca{}: {:04x} BAR sizes {:#x} {:#x} {:#x} (simulated {}, filter {}, gateway {})",
         hca_ref.instance,
+        pci_device_id,
         bars.bar0,
         bars.bar1,
         bars.bar2,
         u32::from(simulated),
-        u32::from(!ext.role.is_function())
+        u32::from(!ext.role.is_function()),
+        u32::from(known.cr_space == CrSpace::Gateway)
     );
     irp.complete(status, 0)
 }
@@ -258,8 +319,7 @@ fn hardware_bar(irp: Irp) -> Result<(Bar, BarSizes), NTSTATUS> {
             return Err(STATUS_DEVICE_CONFIGURATION_ERROR);
         }
     };
-    let size = |n: usize| translated.get(n).map_or(0, |r| u32::try_from(r.len).unwrap_or(u32::MAX));
-    let bars = BarSizes { bar0: size(0), bar1: size(1), bar2: size(2) };
+    let bars = sizes_of(translated);
     // CAST: the core checked the length fits 32 bits; the start is a physical address below 2^63.
     match IoSpaceMapping::new(bar0.start as i64, bar0.len as usize) {
         Ok(mapping) => Ok((Bar::Hardware(mapping), bars)),
@@ -268,6 +328,22 @@ fn hardware_bar(irp: Irp) -> Result<(Bar, BarSizes), NTSTATUS> {
             Err(status.raw())
         }
     }
+}
+
+/// The sizes of BARs 0-2 from the translated memory resources (a BAR larger
+/// than 4 GiB as 0xFFFFFFFF).
+fn sizes_of(translated: &[MemoryRange]) -> BarSizes {
+    let size = |n: usize| translated.get(n).map_or(0, |r| u32::try_from(r.len).unwrap_or(u32::MAX));
+    BarSizes { bar0: size(0), bar1: size(1), bar2: size(2) }
+}
+
+/// The BAR sizes a gateway device reports (`FW_QUERY_CRSPACE`): its
+/// resources, none of them mapped.
+fn bar_sizes(irp: Irp) -> BarSizes {
+    // SAFETY: IRP_MN_START_DEVICE: `StartDevice` is the live member.
+    let start = unsafe { irp.stack().Parameters.StartDevice };
+    let translated = memory_ranges(start.AllocatedResourcesTranslated);
+    sizes_of(&translated.0[..translated.1])
 }
 
 /// The first memory resources of a resource list, in order (up to 6, the
@@ -379,12 +455,12 @@ fn cancel(ext: &StackExtension, irp: Irp, resume: fn(&mut Device<WinPlatform>)) 
 
 fn stop(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     if let Some(hca) = hca_of(ext) {
-        let bar = {
+        let released = {
             let mut device = hca.core.lock();
             device.stop();
-            release_bar(&mut device)
+            release(&mut device)
         };
-        drop(bar);
+        drop(released);
         trace!("STOP_DEVICE mlnx_hca{}", hca.instance);
     }
     irp.set_status(STATUS_SUCCESS, 0);
@@ -407,12 +483,12 @@ fn hide(ext: &StackExtension) {
 
 fn surprise_removal(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     if let Some(hca) = hca_of(ext) {
-        let (revoked, bar) = {
+        let (revoked, released) = {
             let mut device = hca.core.lock();
             let revoked = device.surprise_remove();
-            (revoked, release_bar(&mut device))
+            (revoked, release(&mut device))
         };
-        drop(bar);
+        drop(released);
         hide(ext);
         // CAST: bounded by the per-device quota.
         trace!("SURPRISE_REMOVAL mlnx_hca{}: {} view(s) revoked", hca.instance, revoked as u32);
@@ -438,12 +514,12 @@ unsafe fn remove(ext_ptr: *mut StackExtension, irp: Irp, hold: RemoveLockGuard<'
     if let Some(hca) = NonNull::new(ext.hca.swap(ptr::null_mut(), Ordering::AcqRel)) {
         // SAFETY: an Hca lives until unload.
         let hca_ref = unsafe { hca.as_ref() };
-        let (more, contexts, bar) = {
+        let (more, contexts, released) = {
             let mut device = hca_ref.core.lock();
             let more = device.remove();
-            (more, device.contexts(), release_bar(&mut device))
+            (more, device.contexts(), release(&mut device))
         };
-        drop(bar);
+        drop(released);
         // CAST: bounded by the quotas / open handles.
         trace!(
             "REMOVE_DEVICE mlnx_hca{}: {} view(s) revoked, {} handle context(s) left to close",

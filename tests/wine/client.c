@@ -28,7 +28,16 @@
  *   client.exe --query-remove INSTANCE-ID   asks the PnP manager to remove
  *       the device (CM_Query_And_Remove_SubTree): prints "removed" (exit 0)
  *       or "vetoed <type> <name>" (exit 1).
- *   client.exe --child HANDLE EVENT map|close   (used by the run itself)
+ *   client.exe --gateway [DEVICE]     the gateway run on a ConnectX-4, by
+ *       default \\.\mlnx_hca1 (root\mlnx_hca_sim4 installed beside
+ *       root\mlnx_hca_sim): the device query, blocks out and back, every bad
+ *       input, the lease without views, tool locks given back when their
+ *       handle closes and when their process is killed. Nothing is mapped,
+ *       so it runs the same under Wine and on Windows.
+ *   client.exe --gateway-real DEVICE  the same on a real ConnectX-4 or later:
+ *       the query, the id, the refusals; nothing written.
+ *   client.exe --child HANDLE EVENT map|close, --lock-child DEVICE EVENT
+ *       OFFSET   (used by the runs themselves)
  *
  * Prints one "ok"/"FAIL" line per check and "N passed, M failed" last; the
  * exit code is the number of failures (0: all passed). */
@@ -72,7 +81,7 @@ static int untouched(const unsigned char *out, size_t len) {
  * untouched: as a tool sees it (DeviceIoControl, GetLastError), then as the
  * driver answered it (NtDeviceIoControlFile: the NTSTATUS, Information). */
 static void refused(HANDLE h, const char *what, DWORD code, void *in, DWORD in_len, DWORD out_len, NTSTATUS want) {
-    unsigned char out[64];
+    unsigned char out[4 * (MLNX_HCA_MAX_BLOCK_DWORDS + 2)];
     DWORD got;
     memset(out, 0xA5, sizeof out);
     DWORD err = call(h, code, in, in_len, out_len ? out : NULL, out_len, &got);
@@ -99,6 +108,8 @@ static int query(HANDLE h, FW_QUERY_CRSPACE_OUT *q) {
     DWORD err = call(h, FW_QUERY_CRSPACE, NULL, 0, q, sizeof *q, &got);
     return err == 0 && got == sizeof *q;
 }
+
+static int query_device(HANDLE h, FW_QUERY_DEVICE_OUT *d);
 
 static void expect_idle(HANDLE h, const char *when) {
     FW_QUERY_CRSPACE_OUT q;
@@ -514,6 +525,15 @@ static int conformance(const char *path, int windows, int noclose) {
     refused(ro, "unmap of a bogus VA", FW_UNMAP_CRSPACE, &un, sizeof un, 0, STATUS_INVALID_PARAMETER);
     expect_idle(ro, "after the bad inputs");
 
+    /* A mapped device (ConnectX-3): the device query says so, and the
+     * gateway's requests are not its. */
+    FW_QUERY_DEVICE_OUT d;
+    check(query_device(ro, &d) && d.pci_device_id == 0x1003 && d.hw_id == 0x01F5 && d.path == MLNX_HCA_PATH_MAPPED &&
+              d.spaces == 0 && d.max_count == MLNX_HCA_MAX_BLOCK_DWORDS && d.reserved == 0,
+          "device query: ConnectX-3 (0x1003), hardware id 0x1f5, BAR 0 mapped, no gateway spaces");
+    FW_CRSPACE_BLOCK_IN blk = {MLNX_HCA_SPACE_CR, 0xF0014, 1};
+    refused(ro, "a block read on a mapped device", FW_READ_CRSPACE_BLOCK, &blk, sizeof blk, 4, STATUS_NOT_SUPPORTED);
+
     if (windows) {
         windows_maps(path, ro, rw);
     } else {
@@ -533,6 +553,219 @@ static int conformance(const char *path, int windows, int noclose) {
 
     check(CloseHandle(ro), "close the read-only handle");
     check(CloseHandle(rw), "close the read-write handle");
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed;
+}
+
+/* ---------------------------------------------------------------- the gateway (ConnectX-4 and later) */
+
+/* Whether this runs under Wine (its ntdll exports wine_get_version). */
+static int under_wine(void) {
+    HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+    return ntdll && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+
+static int query_device(HANDLE h, FW_QUERY_DEVICE_OUT *d) {
+    DWORD got;
+    memset(d, 0xA5, sizeof *d);
+    return call(h, FW_QUERY_DEVICE, NULL, 0, d, sizeof *d, &got) == 0 && got == sizeof *d;
+}
+
+/* FW_READ_CRSPACE_BLOCK of `count` dwords into `out`; the Win32 error. */
+static DWORD read_block(HANDLE h, uint32_t space, uint32_t offset, uint32_t count, uint32_t *out) {
+    FW_CRSPACE_BLOCK_IN in = {space, offset, count};
+    DWORD got;
+    DWORD err = call(h, FW_READ_CRSPACE_BLOCK, &in, sizeof in, out, 4 * count, &got);
+    return err ? err : got == 4 * count ? 0 : ERROR_INVALID_DATA;
+}
+
+/* FW_WRITE_CRSPACE_BLOCK: the block header, then the dwords. */
+static DWORD write_block(HANDLE h, uint32_t space, uint32_t offset, uint32_t count, const uint32_t *data) {
+    uint32_t in[3 + MLNX_HCA_MAX_BLOCK_DWORDS] = {space, offset, count};
+    memcpy(in + 3, data, 4 * count);
+    DWORD got;
+    return call(h, FW_WRITE_CRSPACE_BLOCK, in, 12 + 4 * count, NULL, 0, &got);
+}
+
+static DWORD lease(HANDLE h, uint32_t take) {
+    FW_LEASE_CRSPACE_IN in = {take};
+    DWORD got;
+    return call(h, FW_LEASE_CRSPACE, &in, sizeof in, NULL, 0, &got);
+}
+
+/* One dword of a space, or 0xDEADDEAD when the read fails. */
+static uint32_t read1(HANDLE h, uint32_t space, uint32_t offset) {
+    uint32_t v;
+    return read_block(h, space, offset, 1, &v) ? 0xDEADDEAD : v;
+}
+
+/* The child that takes a tool lock: opens its own handle, writes its pid
+ * into the semaphore space at `offset`, signals, and waits to be killed. */
+static int lock_child(const char *path, const char *event, const char *offset) {
+    HANDLE ready = (HANDLE)(uintptr_t)strtoull(event, NULL, 0);
+    HANDLE h = open_device(path, GENERIC_READ | GENERIC_WRITE);
+    if (h == INVALID_HANDLE_VALUE) return 20;
+    uint32_t pid = GetCurrentProcessId();
+    if (write_block(h, MLNX_HCA_SPACE_SEMAPHORE, (uint32_t)strtoul(offset, NULL, 0), 1, &pid)) return 21;
+    SetEvent(ready);
+    Sleep(INFINITE);
+    return 22;
+}
+
+/* A tool killed while it holds a lock: the driver gives the lock back, so
+ * the next tool has it. Windows closes the killed process's handles before
+ * its process object is signalled; Wine closes them in its server a moment
+ * later, so the release is awaited (at most 10 s, reported). */
+static void killed_lock_holder(const char *path, HANDLE other) {
+    const uint32_t at = 0x44;
+    SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+    HANDLE ready = CreateEventA(&inherit, TRUE, FALSE, NULL);
+    char args[MAX_PATH + 64];
+    snprintf(args, sizeof args, "--lock-child %s 0x%llx 0x%x", path, (unsigned long long)(uintptr_t)ready, at);
+    DWORD pid = 0;
+    HANDLE proc = ready ? spawn(args, &pid) : NULL;
+    HANDLE both[2] = {ready, proc};
+    int up = proc && WaitForMultipleObjects(2, both, FALSE, 30000) == WAIT_OBJECT_0;
+    check(up && read1(other, MLNX_HCA_SPACE_SEMAPHORE, at) == pid, "a child tool holds a lock (its pid in the semaphore space)");
+    if (proc) {
+        TerminateProcess(proc, 9);
+        WaitForSingleObject(proc, 30000);
+        CloseHandle(proc);
+    }
+    DWORD waited = 0;
+    uint32_t v = read1(other, MLNX_HCA_SPACE_SEMAPHORE, at);
+    while (v != 0 && waited < 10000) {
+        Sleep(50);
+        waited += 50;
+        v = read1(other, MLNX_HCA_SPACE_SEMAPHORE, at);
+    }
+    char line[160];
+    snprintf(line, sizeof line, "killed: the driver gave its lock back (after %lu ms)", waited);
+    check(v == 0, line);
+    uint32_t mine = GetCurrentProcessId();
+    check(write_block(other, MLNX_HCA_SPACE_SEMAPHORE, at, 1, &mine) == 0 &&
+              read1(other, MLNX_HCA_SPACE_SEMAPHORE, at) == mine,
+          "the next tool takes the lock");
+    uint32_t zero = 0;
+    check(write_block(other, MLNX_HCA_SPACE_SEMAPHORE, at, 1, &zero) == 0, "and gives it back");
+    if (ready) CloseHandle(ready);
+}
+
+/* The gateway run, on a ConnectX-4 (the root test device root\mlnx_hca_sim4
+ * or a real one): the block codes, the lease without views, the tool locks,
+ * and every bad input. The same under Wine and on Windows: nothing is
+ * mapped. `real` (a real HCA): its values are not the simulated device's,
+ * so only what every ConnectX-4 and later shows is checked. */
+static int gateway(const char *path, int real) {
+    printf("client pid %lu, %d-bit, device %s, the configuration-space gateway%s\n", GetCurrentProcessId(),
+           (int)sizeof(void *) * 8, path, real ? " of a real HCA" : "");
+    HANDLE ro = open_device(path, GENERIC_READ);
+    HANDLE rw = open_device(path, GENERIC_READ | GENERIC_WRITE);
+    HANDLE rw2 = open_device(path, GENERIC_READ | GENERIC_WRITE);
+    check(ro != INVALID_HANDLE_VALUE && rw != INVALID_HANDLE_VALUE && rw2 != INVALID_HANDLE_VALUE,
+          "a read-only and two read-write opens");
+    if (ro == INVALID_HANDLE_VALUE || rw == INVALID_HANDLE_VALUE || rw2 == INVALID_HANDLE_VALUE) {
+        printf("%d passed, %d failed\n", passed, failed);
+        return 1 + failed;
+    }
+    FW_QUERY_DEVICE_OUT d;
+    char line[200];
+    int ok = query_device(ro, &d);
+    snprintf(line, sizeof line, "device query: pci id 0x%x, hardware id 0x%x, path %u, spaces 0x%x, at most %u dwords",
+             d.pci_device_id, d.hw_id, d.path, d.spaces, d.max_count);
+    uint32_t need = 1u << MLNX_HCA_SPACE_ICMD_EXT | 1u << MLNX_HCA_SPACE_CR | 1u << MLNX_HCA_SPACE_SEMAPHORE;
+    check(ok && d.path == MLNX_HCA_PATH_GATEWAY && (d.spaces & need) == need &&
+              d.max_count == MLNX_HCA_MAX_BLOCK_DWORDS && d.reserved == 0 &&
+              (real || (d.pci_device_id == 0x1013 && d.hw_id == 0x209)),
+          line);
+    uint32_t id = read1(ro, MLNX_HCA_SPACE_CR, 0xF0014);
+    snprintf(line, sizeof line, "CR space 0xf0014 through the gateway: 0x%08x, the hardware id the query reports", id);
+    check((id & 0xFFFF) == d.hw_id, line);
+    snprintf(line, sizeof line, "the same through ND_CR space");
+    if (d.spaces & 1u << MLNX_HCA_SPACE_ND_CR) check(read1(ro, MLNX_HCA_SPACE_ND_CR, 0xF0014) == id, line);
+
+    /* Bad input: a clear status, nothing moved. */
+    FW_CRSPACE_BLOCK_IN blk = {MLNX_HCA_SPACE_CR, 0x1000, 0};
+    refused(ro, "block of 0 dwords", FW_READ_CRSPACE_BLOCK, &blk, sizeof blk, 4, STATUS_INVALID_PARAMETER);
+    blk.count = MLNX_HCA_MAX_BLOCK_DWORDS + 1;
+    refused(ro, "block of 65 dwords", FW_READ_CRSPACE_BLOCK, &blk, sizeof blk, 4 * blk.count,
+            STATUS_INVALID_PARAMETER);
+    blk = (FW_CRSPACE_BLOCK_IN){MLNX_HCA_SPACE_CR, 0x1002, 1};
+    refused(ro, "unaligned offset", FW_READ_CRSPACE_BLOCK, &blk, sizeof blk, 4, STATUS_INVALID_PARAMETER);
+    blk = (FW_CRSPACE_BLOCK_IN){MLNX_HCA_SPACE_CR, 0x3FFFFFFC, 2};
+    refused(ro, "a block past the gateway's 30-bit addresses", FW_READ_CRSPACE_BLOCK, &blk, sizeof blk, 8,
+            STATUS_INVALID_PARAMETER);
+    blk = (FW_CRSPACE_BLOCK_IN){5, 0x1000, 1};
+    refused(ro, "a space the contract does not name", FW_READ_CRSPACE_BLOCK, &blk, sizeof blk, 4,
+            STATUS_NOT_SUPPORTED);
+    blk = (FW_CRSPACE_BLOCK_IN){MLNX_HCA_SPACE_CR, 0x1000, 4};
+    refused(ro, "output shorter than the block", FW_READ_CRSPACE_BLOCK, &blk, sizeof blk, 12,
+            STATUS_BUFFER_TOO_SMALL);
+    refused(ro, "input 11 bytes", FW_READ_CRSPACE_BLOCK, &blk, 11, 16, STATUS_BUFFER_TOO_SMALL);
+    uint32_t wr[3 + 2] = {MLNX_HCA_SPACE_CR, 0x1000, 2, 1, 2};
+    refused(rw, "write input shorter than its dwords", FW_WRITE_CRSPACE_BLOCK, wr, 16, 0, STATUS_BUFFER_TOO_SMALL);
+    refused(ro, "a write on a read-only handle", FW_WRITE_CRSPACE_BLOCK, wr, sizeof wr, 0, STATUS_ACCESS_DENIED);
+    blk = (FW_CRSPACE_BLOCK_IN){MLNX_HCA_SPACE_SEMAPHORE, 0, 1};
+    if (under_wine())
+        printf("note: Wine passes no security context at create, so every handle is read-write to the driver;"
+               " its refusal of the semaphore space to a read-only handle is checked on Windows\n");
+    else
+        refused(ro, "the semaphore space on a read-only handle (reads there have effects)", FW_READ_CRSPACE_BLOCK,
+                &blk, sizeof blk, 4, STATUS_ACCESS_DENIED);
+    FW_LEASE_CRSPACE_IN take = {1}, bogus = {2};
+    refused(ro, "the lease on a read-only handle", FW_LEASE_CRSPACE, &take, sizeof take, 0, STATUS_ACCESS_DENIED);
+    refused(rw, "lease input 3 bytes", FW_LEASE_CRSPACE, &take, 3, 0, STATUS_BUFFER_TOO_SMALL);
+    refused(rw, "lease neither 0 nor 1", FW_LEASE_CRSPACE, &bogus, sizeof bogus, 0, STATUS_INVALID_PARAMETER);
+    refused(ro, "device query output 23 bytes", FW_QUERY_DEVICE, NULL, 0, 23, STATUS_BUFFER_TOO_SMALL);
+    FW_MAP_CRSPACE_IN in = {0, 0, 4};
+    refused(ro, "a map: BAR 0 of a gateway device is never mapped", FW_MAP_CRSPACE_RO, &in, sizeof in, 8,
+            STATUS_NOT_SUPPORTED);
+    refused(rw, "a read-write map, the same", FW_MAP_CRSPACE_RW, &in, sizeof in, 8, STATUS_NOT_SUPPORTED);
+    expect_idle(rw, "after the bad inputs");
+
+    if (!real) {
+        /* A whole block out and back, seen from every handle. */
+        uint32_t out[MLNX_HCA_MAX_BLOCK_DWORDS], back[MLNX_HCA_MAX_BLOCK_DWORDS];
+        for (int i = 0; i < MLNX_HCA_MAX_BLOCK_DWORDS; i++) out[i] = 0x5A000000u | (uint32_t)i << 8 | 0xC3;
+        check(write_block(rw, MLNX_HCA_SPACE_CR, 0x10000, MLNX_HCA_MAX_BLOCK_DWORDS, out) == 0, "write 64 dwords");
+        memset(back, 0, sizeof back);
+        check(read_block(ro, MLNX_HCA_SPACE_CR, 0x10000, MLNX_HCA_MAX_BLOCK_DWORDS, back) == 0 &&
+                  !memcmp(out, back, sizeof out),
+              "the read-only handle reads them back, as written (no byte swap)");
+
+        /* The lease without views: one writer at a time. */
+        DWORD lease_error = lease(rw, 1);
+        snprintf(line, sizeof line, "take the write lease (error %lu)", lease_error);
+        check(lease_error == 0, line);
+        FW_QUERY_CRSPACE_OUT q;
+        check(query(ro, &q) && q.writer_pid == GetCurrentProcessId(), "the query names this process as the writer");
+        uint32_t one = 1;
+        check(lease(rw2, 1) == ERROR_BUSY, "a second handle cannot take it");
+        check(write_block(rw2, MLNX_HCA_SPACE_CR, 0x10000, 1, &one) == ERROR_BUSY &&
+                  read1(ro, MLNX_HCA_SPACE_CR, 0x10000) == out[0],
+              "nor write while it is held (and wrote nothing)");
+        check(write_block(rw, MLNX_HCA_SPACE_CR, 0x10000, 1, &one) == 0, "the holder writes");
+        check(lease(rw2, 0) == 0, "giving back a lease one does not hold changes nothing");
+        check(lease(rw, 0) == 0 && query(ro, &q) && q.writer_pid == 0, "the holder gives it back");
+        check(write_block(rw2, MLNX_HCA_SPACE_CR, 0x10000, 1, &out[0]) == 0, "then the other handle writes");
+
+        /* Tool locks: a handle's non-zero writes into the semaphore space go
+         * back to 0 when it closes, where they still hold its value. */
+        uint32_t pid = GetCurrentProcessId(), other = pid + 4;
+        check(write_block(rw, MLNX_HCA_SPACE_SEMAPHORE, 0x40, 1, &pid) == 0 &&
+                  read1(rw2, MLNX_HCA_SPACE_SEMAPHORE, 0x40) == pid,
+              "a handle takes a lock");
+        check(write_block(rw2, MLNX_HCA_SPACE_SEMAPHORE, 0x40, 1, &other) == 0 &&
+                  read1(rw2, MLNX_HCA_SPACE_SEMAPHORE, 0x40) == pid,
+              "another handle's value does not stick while it is taken");
+        check(CloseHandle(rw), "close the lock holder");
+        rw = INVALID_HANDLE_VALUE;
+        check(read1(rw2, MLNX_HCA_SPACE_SEMAPHORE, 0x40) == 0, "its close gave the lock back");
+        killed_lock_holder(path, rw2);
+    }
+    expect_idle(rw2, "at the end");
+    if (rw != INVALID_HANDLE_VALUE) CloseHandle(rw);
+    check(CloseHandle(rw2) && CloseHandle(ro), "close");
     printf("%d passed, %d failed\n", passed, failed);
     return failed;
 }
@@ -610,6 +843,9 @@ int main(int argc, char **argv) {
     const char *fallback = "\\\\.\\mlnx_hca0";
     if (argc > 1 && !strcmp(argv[1], "--child") && argc == 5) return child(argv[2], argv[3], argv[4]);
     if (argc > 1 && !strcmp(argv[1], "--query-remove") && argc == 3) return query_remove(argv[2]);
+    if (argc > 1 && !strcmp(argv[1], "--lock-child") && argc == 5) return lock_child(argv[2], argv[3], argv[4]);
+    if (argc > 1 && !strcmp(argv[1], "--gateway")) return gateway(argc > 2 ? argv[2] : "\\\\.\\mlnx_hca1", 0);
+    if (argc > 1 && !strcmp(argv[1], "--gateway-real") && argc == 3) return gateway(argv[2], 1);
     if (argc > 1 && !strcmp(argv[1], "--hold")) return hold(argc > 2 ? argv[2] : fallback);
     if (argc > 2 && !strcmp(argv[1], "--user") && (!strcmp(argv[2], "none") || !strcmp(argv[2], "read")))
         return as_user(argc > 3 ? argv[3] : fallback, !strcmp(argv[2], "read"));
@@ -619,7 +855,7 @@ int main(int argc, char **argv) {
     int noclose = argc > first + 1 && !strcmp(argv[first + 1], "noclose");
     if (argc > first + 2 || (argc > first + 1 && !noclose) || (argc > first && argv[first][0] == '-')) {
         printf("usage: client.exe [--windows] [DEVICE] [noclose] | --user none|read [DEVICE] | --hold [DEVICE]"
-               " | --query-remove INSTANCE-ID\n");
+               " | --query-remove INSTANCE-ID | --gateway [DEVICE] | --gateway-real DEVICE\n");
         return 2;
     }
     return conformance(path, windows, noclose);

@@ -64,7 +64,7 @@ tool list
 expect "list names each Mellanox device and what mlnx_hca can be to it" 0 \
   "ConnectX-3 \(MT27500\).*"
 if grep -Fq "$cx3" <<<"$OUT" && grep -q 'can be its lower filter' <<<"$OUT" \
-  && grep -q 'configuration-space gateway: not served' <<<"$OUT" \
+  && grep -q 'configuration-space gateway: mlnx_hca can be its lower filter' <<<"$OUT" \
   && grep -q 'flash recovery: mlnx_hca.inf is its function driver' <<<"$OUT" \
   && ! grep -q '8086' <<<"$OUT"; then
   ok "list: a CR-space HCA, a ConnectX-4, a recovery id; no foreign device"
@@ -73,9 +73,6 @@ else
 fi
 
 # Refusals: each changes nothing (no filter written, no service made).
-tool add --no-restart "$cx4"
-expect "ConnectX-4 refused (BAR 0 is not CR space)" 2 'refused.*configuration-space gateway'
-expect_filters "ConnectX-4 unchanged" "$cx4" "otherfilt"
 tool add --no-restart "$recovery"
 expect "a flash-recovery id refused (the INF is its function driver)" 2 'refused.*function driver'
 expect_filters "recovery id unchanged" "$recovery" ""
@@ -118,6 +115,9 @@ expect "a restart that cannot happen is reported, status 3" 3 'not restarted.*pn
 tool add --no-restart "$bare"
 expect "add to a device without filters" 0 'lower filters now mlnx_hca'
 expect_filters "the only filter" "$bare" "mlnx_hca"
+tool add --no-restart "$cx4"
+expect "add to a ConnectX-4 (CR space through the gateway)" 0 'lower filters now otherfilt mlnx_hca'
+expect_filters "the ConnectX-4's filters" "$cx4" "otherfilt mlnx_hca"
 
 # remove: exactly the filter, the others back as they were.
 tool remove --no-restart "$cx3"
@@ -128,6 +128,9 @@ expect "remove again: nothing to do" 0 'not a lower filter'
 tool remove --no-restart "$bare"
 expect "remove the only filter" 0 'now \(none\)'
 expect_filters "no filter left" "$bare" ""
+tool remove --no-restart "$cx4"
+expect "remove from the ConnectX-4" 0 'now otherfilt'
+expect_filters "the ConnectX-4's filters as before" "$cx4" "otherfilt"
 tool remove --no-restart 'ROOT\MLNX_NO_SUCH_DEVICE\0000'
 expect "remove on an unknown instance id refused" 2 'no device'
 if timeout 60 wine sc query mlnx_hca >/dev/null 2>&1; then ok "the service stays for other HCAs"; else bad "remove deleted the service"; fi

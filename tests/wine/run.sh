@@ -9,7 +9,10 @@
 # under $TMPDIR and removed afterwards (KEEP_WINE_PREFIX=1 keeps it).
 # Steps: remove stale instances, install the root test device
 # (root\mlnx_hca_sim) from the INF, run the conformance client, run it again
-# exiting without closing its handles, uninstall, stop the service; then the
+# exiting without closing its handles; install the simulated ConnectX-4
+# (root\mlnx_hca_sim4) and run the gateway client on it; install a
+# flash-recovery ConnectX-4 id (whose start must fail: no PCI bus here);
+# mstflint's tools; uninstall, stop the service; then the
 # driver's own debug output (DbgPrint, in the Wine log) must show the device
 # started, the vanished client's contexts freed, REMOVE_DEVICE, unload, and
 # no outstanding pool allocation. Last, filter.sh runs mlnx_hca_filter.exe
@@ -91,7 +94,11 @@ cp "$INF" "$D/mlnx_hca.inf"
 printf '%s\r\n' \
   '@echo off' \
   'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim' \
+  'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim4' \
+  'C:\mlnx_hca\uninstall.exe "PCI\VEN_15B3&DEV_0209"' \
   "reg add HKLM\\System\\CurrentControlSet\\Services\\mlnx_hca\\Parameters /v ReadAccess /t REG_SZ /d \"$GRANT\" /f" \
+  'if errorlevel 1 exit /b 10' \
+  'reg add HKLM\System\CurrentControlSet\Services\mlnx_hca\Parameters /v KeepSystemAwake /t REG_DWORD /d 0 /f' \
   'if errorlevel 1 exit /b 10' \
   "C:\\mlnx_hca\\sddl.exe \"$SDDL\" > C:\\mlnx_hca\\sddl.txt" \
   'if errorlevel 1 exit /b 15' \
@@ -103,6 +110,11 @@ printf '%s\r\n' \
   'if errorlevel 1 exit /b 13' \
   "$([ "$WOW64" = 1 ] && printf '%s' 'C:\mlnx_hca\client32.exe')" \
   "$([ "$WOW64" = 1 ] && printf '%s' 'if errorlevel 1 exit /b 16')" \
+  'C:\mlnx_hca\install.exe C:\mlnx_hca\mlnx_hca.inf root\mlnx_hca_sim4' \
+  'if errorlevel 1 exit /b 17' \
+  'C:\mlnx_hca\client.exe --gateway \\.\mlnx_hca1' \
+  'if errorlevel 1 exit /b 18' \
+  'C:\mlnx_hca\install.exe C:\mlnx_hca\mlnx_hca.inf "PCI\VEN_15B3&DEV_0209" > C:\mlnx_hca\recovery.txt 2>&1' \
   'C:\mlnx_hca\mcra.exe mlnx_hca0 0xf0014 > C:\mlnx_hca\mcra.txt 2>&1' \
   'echo %errorlevel% > C:\mlnx_hca\mcra.rc' \
   'C:\mlnx_hca\mstdump.exe mt4099_pci_cr0 > C:\mlnx_hca\mstdump.txt 2>&1' \
@@ -111,6 +123,9 @@ printf '%s\r\n' \
   'echo %errorlevel% > C:\mlnx_hca\crspace.rc' \
   'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim' \
   'if errorlevel 1 exit /b 14' \
+  'C:\mlnx_hca\uninstall.exe root\mlnx_hca_sim4' \
+  'if errorlevel 1 exit /b 19' \
+  'C:\mlnx_hca\uninstall.exe "PCI\VEN_15B3&DEV_0209"' \
   'sc stop mlnx_hca' \
   'exit /b 0' > "$D/ci.bat"
 
@@ -156,16 +171,33 @@ expect "a read-write map built its MDL and reached the user mapping" 'MmMapLocke
 # The administrator's read grant: the registry value read at start, turned
 # into the descriptor Windows' own conversion makes of the same SDDL.
 expect "the control device got the read grant's descriptor" "security: $(printf '%s' "$SDDL" | sed 's/[()]/\\&/g') for the control device"
-expect "the root test device has the function driver" 'AddDevice: function driver \(simulated 1\)'
+expect "the root test device has the function driver" 'AddDevice: function driver of ConnectX-3 \(MT27500\) \(simulated 1\)'
 expect "the stack device refused an open (tools open the control device)" 'CREATE of the stack device refused'
-expect "the control device was made and served" 'START_DEVICE mlnx_hca0: .*filter 0\)'
+expect "the control device was made and served, BAR 0 mapped" 'START_DEVICE mlnx_hca0: 1003 .*filter 0, gateway 0\)'
 expect "REMOVE_DEVICE retired the HCA, no context left" 'REMOVE_DEVICE mlnx_hca0: 0 view\(s\) revoked, 0 handle context'
+# Wine 8's PoRegisterSystemState is a stub that ends the driver host: the
+# run turns the lease's busy state off, and the driver says so.
+expect "KeepSystemAwake = 0 read at start" 'KeepSystemAwake = 0: a held write lease does not keep the system awake'
+# The simulated ConnectX-4: CR space through the gateway, emulated in pool.
+expect "root\\mlnx_hca_sim4 has the function driver" 'AddDevice: function driver of ConnectX-4 \(MT27700\) \(simulated 1\)'
+expect "its control device serves the gateway (BAR 0 untouched)" 'START_DEVICE mlnx_hca1: 1013 .*simulated 1, filter 0, gateway 1\)'
+expect "REMOVE_DEVICE retired it, no context left" 'REMOVE_DEVICE mlnx_hca1: 0 view\(s\) revoked, 0 handle context'
+# A flash-recovery ConnectX-4 id (a root-enumerated node here): the INF makes
+# mlnx_hca its function driver, which asks the stack below for the PCI bus
+# interface. Wine's root bus has none: the start fails cleanly, no control
+# device is made, nothing leaks (the unload check below).
+expect "a flash-recovery ConnectX-4 id gets the function driver" 'AddDevice: function driver of ConnectX-4 \(MT27700\) flash recovery \(simulated 0\)'
+expect "its start asked the bus below for the interface, and failed cleanly without one" 'START_DEVICE: no bus interface for the configuration space: 0xc00000bb'
+if grep -Eq 'START_DEVICE mlnx_hca[0-9]+: 0209' "$DRV"; then echo "FAIL the recovery id got a control device"; fails=$((fails + 1)); fi
 want=$(tr -d '\r\n' < "$D/sddl.txt")
-got=$(sed -n 's/^.*security: descriptor\[[0-9]*\]: \([0-9a-f]*\).*$/\1/p' "$DRV" | tr -d '\n')
-if [ -n "$want" ] && [ "$got" = "$want" ]; then
-  echo "ok   driver log: its descriptor is byte for byte Windows' conversion of $SDDL"
+# One descriptor per control device made (the ConnectX-3's, the
+# ConnectX-4's): each one Windows' conversion, byte for byte.
+descriptors=$(sed -n 's/^.*security: descriptor\[\([0-9]*\)\]: \([0-9a-f]*\).*$/\1 \2/p' "$DRV" \
+  | awk '$1 == 0 && NR > 1 { print "" } { printf "%s", $2 } END { print "" }')
+if [ -n "$want" ] && [ "$(grep -c . <<<"$descriptors")" = 2 ] && ! grep -qvx "$want" <<<"$descriptors"; then
+  echo "ok   driver log: both control devices' descriptors are byte for byte Windows' conversion of $SDDL"
 else
-  echo "FAIL the driver's descriptor ($got) is not Windows' conversion ($want)"; fails=$((fails + 1))
+  echo "FAIL the driver's descriptors ($descriptors) are not Windows' conversion ($want)"; fails=$((fails + 1))
 fi
 expect "uninstall reached REMOVE_DEVICE" 'REMOVE_DEVICE'
 expect "the driver unloaded" '[Uu]nload'
@@ -173,9 +205,9 @@ expect "no outstanding allocation at unload" 'outstanding allocations: 0'
 if grep -Eq 'outstanding allocations: [1-9]' "$DRV"; then echo "FAIL leak at unload"; fails=$((fails + 1)); fi
 # Every handle context the driver created (clients, mcra, mstdump, crspace)
 # was freed by its close.
-created=$(sed -n 's/^.*CREATE mlnx_hca0 pid [0-9]*: context \(0x[0-9a-f]*\),.*/\1/p' "$DRV" | sort -u)
+created=$(sed -n 's/^.*CREATE \(mlnx_hca[0-9]*\) pid [0-9]*: context \(0x[0-9a-f]*\),.*/\1:\2/p' "$DRV" | sort -u)
 unfreed=0
-for c in $created; do grep -q "CLOSE mlnx_hca0: context $c freed" "$DRV" || unfreed=$((unfreed + 1)); done
+for c in $created; do grep -q "CLOSE ${c%%:*}: context ${c#*:} freed" "$DRV" || unfreed=$((unfreed + 1)); done
 if [ -n "$created" ] && [ "$unfreed" = 0 ]; then
   echo "ok   driver log: all $(echo "$created" | wc -l) handle contexts were freed at close"
 else

@@ -3,11 +3,11 @@
  * (tests/hca_ids.rs) compares the two entry by entry.
  *
  * HCA(device id, name, how CR space is reached, flash recovery or not)
- *   CR_BAR0     BAR 0 is CR space: the filter can serve it.
- *   CR_GATEWAY  ConnectX-4 and later: BAR 0 holds the running driver's
- *               initialization segment and doorbells; CR space is behind
- *               the configuration-space gateway, which mlnx_hca does not
- *               serve yet. Never filtered.
+ *   CR_BAR0     BAR 0 is CR space: mapped into tools.
+ *   CR_GATEWAY  Connect-IB, ConnectX-4 and later: BAR 0 holds the running
+ *               driver's initialization segment and doorbells and is never
+ *               touched; CR space is reached through the configuration-space
+ *               gateway.
  */
 HCA(0x5A44, "InfiniHost (MT23108)", CR_BAR0, 0)
 HCA(0x5A45, "InfiniHost (MT23108) flash recovery", CR_BAR0, 1)

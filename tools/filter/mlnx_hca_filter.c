@@ -18,11 +18,12 @@
  * takes effect at the device's next start (a reboot, or
  * `pnputil /restart-device "ID"`).
  *
- * Only an operational HCA whose BAR 0 is CR space (InfiniHost, InfiniHost
- * III, ConnectX, ConnectX-3, ConnectX-3 Pro) is accepted: ConnectX-4 and
- * later keep their running driver's doorbells in BAR 0 (their CR space is
- * behind the configuration-space gateway), and a flash-recovery id has no
- * driver of its own, so the INF makes mlnx_hca its function driver instead.
+ * Only an operational HCA mlnx_hca knows is accepted: up to ConnectX-3 Pro
+ * it maps BAR 0 (CR space) into tools; for Connect-IB, ConnectX-4 to -7 and
+ * BlueField it reaches CR space through the configuration-space gateway and
+ * never touches BAR 0 (the running driver's doorbells). A flash-recovery id
+ * has no driver of its own, so the INF makes mlnx_hca its function driver
+ * instead.
  *
  * Exit status: 0 done; 1 a system call failed (nothing changed unless the
  * message says so); 2 refused (usage, unknown device, an HCA the filter
@@ -221,10 +222,7 @@ static int describe(HDEVINFO set, SP_DEVINFO_DATA *dev, struct device_info *info
 /* Why the filter must not go on this device, or NULL if it may. */
 static const char *refusal(const struct device_info *info) {
     if (!info->is_pci || info->vendor != MELLANOX) return "not a Mellanox PCI device";
-    if (!info->hca) return "a Mellanox device mlnx_hca does not know (not an HCA whose BAR 0 is CR space)";
-    if (info->hca->cr_space == CR_GATEWAY)
-        return "its BAR 0 is not CR space but the running driver's initialization segment and doorbells; "
-               "its CR space is behind the configuration-space gateway, which mlnx_hca does not serve";
+    if (!info->hca) return "a Mellanox device mlnx_hca does not know (not an HCA)";
     if (info->hca->recovery)
         return "a flash-recovery HCA has no driver of its own: install mlnx_hca.inf as its function driver "
                "(pnputil /add-driver mlnx_hca.inf /install)";
@@ -234,8 +232,9 @@ static const char *refusal(const struct device_info *info) {
 
 static const char *role_text(const struct device_info *info) {
     if (!info->hca) return "unknown Mellanox device: not served";
-    if (info->hca->cr_space == CR_GATEWAY) return "CR space behind the configuration-space gateway: not served";
     if (info->hca->recovery) return "flash recovery: mlnx_hca.inf is its function driver";
+    if (info->hca->cr_space == CR_GATEWAY)
+        return "CR space through the configuration-space gateway: mlnx_hca can be its lower filter";
     return "BAR 0 is CR space: mlnx_hca can be its lower filter";
 }
 
