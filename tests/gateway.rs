@@ -212,6 +212,32 @@ fn a_killed_tools_locks_are_given_back_and_the_next_tool_gets_them() {
     assert_idle(&hca);
 }
 
+/// Two processes share one handle (a duplicate): the first takes a lock,
+/// the second's write to the same place does not stick. When the first ends
+/// while the handle lives on in the second, its lock goes back at once: the
+/// second's write must not have made the driver forget it.
+#[test]
+fn a_lock_taken_through_a_shared_handle_goes_back_with_its_process() {
+    for order in ExitOrder::both(B + 8) {
+        let hca = cx4();
+        let a = hca.open(A, SimAccess::ReadWrite);
+        let b = a.duplicate(B);
+        write(&a, space::SEMAPHORE, 0x30, &[A]).unwrap();
+        write(&b, space::SEMAPHORE, 0x30, &[B]).unwrap();
+        assert_eq!(hca.read_space(space::SEMAPHORE, 0x30), A, "{order:?}: taken, B's value did not stick");
+        std::mem::forget(a);
+        hca.terminate(A, order);
+        assert_eq!(hca.read_space(space::SEMAPHORE, 0x30), 0, "{order:?}: A's lock went with A");
+        write(&b, space::SEMAPHORE, 0x30, &[B]).unwrap();
+        assert_eq!(read(&b, space::SEMAPHORE, 0x30, 1), Ok(vec![B]), "{order:?}: B takes it now");
+        assert!(hca.may_own_views(B) && !hca.may_own_views(A));
+        write(&b, space::SEMAPHORE, 0x30, &[0]).unwrap();
+        assert!(!hca.may_own_views(B), "{order:?}: a freed lock is no longer counted");
+        drop(b);
+        assert_idle(&hca);
+    }
+}
+
 #[test]
 fn a_lock_changed_since_is_left_alone_at_cleanup() {
     let hca = cx4();

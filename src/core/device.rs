@@ -452,11 +452,22 @@ impl<P: Platform> Device<P> {
             for (i, &value) in values.iter().enumerate() {
                 // CAST: i < MAX_BLOCK_DWORDS.
                 let offset = params.offset + 4 * i as u32;
-                if let Some(at) = ca.locks.iter().position(|l| l.offset == offset) {
-                    let gone = ca.locks.swap_remove(at);
-                    platform.count_owner(gone.pid, false);
-                }
-                if value != 0 {
+                if value == 0 {
+                    // Freed: no record of this handle at this offset stands.
+                    ca.locks.retain(|l| {
+                        let freed = l.offset == offset;
+                        if freed {
+                            platform.count_owner(l.pid, false);
+                        }
+                        !freed
+                    });
+                } else if !ca.locks.iter().any(|l| l.offset == offset && l.pid == caller && l.value == value) {
+                    // Kept beside any other record at this offset: whether
+                    // this value stuck (a taken lock keeps its holder's) is
+                    // the device's to say, and each record is given back
+                    // only where the device still holds its value. Replacing
+                    // an earlier writer's record (another process sharing
+                    // the handle) would leave that writer's lock behind it.
                     ca.locks.push(ToolLock { pid: caller, offset, value });
                     platform.count_owner(caller, true);
                 }
