@@ -91,6 +91,9 @@
 #define MAP_RW 2        /* FW_MAP_CRSPACE_RW */
 #define UNMAP  3        /* FW_UNMAP_CRSPACE { va } */
 #define QUERY  4        /* FW_QUERY_CRSPACE */
+#define LOCK   5        /* FW_WRITE_CRSPACE_BLOCK of the caller's pid into the
+                           semaphore space (a tool lock), GATEWAY */
+#define UNLOCK 6        /* FW_WRITE_CRSPACE_BLOCK of 0 there, GATEWAY */
 
 /* NTSTATUS values the model tells apart */
 #define SUCCESS                1
@@ -129,8 +132,16 @@ bool v_rw[NVIEW];              /* Entry::writable */
 bool v_mapped[NVIEW];          /* the user mapping exists (MmMapLockedPagesSpecifyCache
                                   returned it, MmUnmapLockedPages not yet called) */
 byte proc_refs[NPROC];         /* ObfReferenceObject(process) held by UserView::owner */
-bool bar_in_platform = true;   /* WinPlatform::bar is Some */
-bool bar_mapped = true;        /* BAR 0's system mapping (MmMapIoSpace / the pool) exists */
+bool bar_in_platform = true;   /* WinPlatform::bar is Some; GATEWAY: WinPlatform::config */
+bool bar_mapped = true;        /* BAR 0's system mapping (MmMapIoSpace / the pool) exists;
+                                  GATEWAY: the bus interface is referenced (the
+                                  IRP_MN_QUERY_INTERFACE answer .. InterfaceDereference) */
+/* GATEWAY (a ConnectX-4): one dword of the device's semaphore space, which
+   the tools use as a lock (they write their id; it keeps a value only while
+   it is 0, and 0 frees it), and the handles' records of what they wrote
+   there (UmCa::locks: lk[f * NPROC + p], p wrote its pid through context f) */
+byte dev_sem;
+bool lk[NFILE * NPROC];
 
 /* The Hca and the two device objects (src/windows/device.rs) */
 bool core_locked;              /* Hca::core: the FAST_MUTEX */
@@ -236,6 +247,22 @@ inline check_core_invariants() {
      assert(tn == lease_wviews && tn > 0)
   :: else -> assert(lease_pid == NONE && lease_wviews == 0)
   fi;
+  /* a tool lock is recorded only in a live context, never for an ended
+     process, and its process is counted in both exit filters (the seed
+     that skips the count must be caught by what a tool sees instead: the
+     lock left on the device after its holder ended) */
+  for (hf : 1 .. NFILE - 1) {
+    for (i : 1 .. NPROC - 1) {
+      if
+      :: lk[hf * NPROC + i] ->
+#ifndef SEED_LOCK_NOT_COUNTED
+         assert(vo_all[i] > 0 && vo_dev[i] > 0);
+#endif
+         assert(ca_exists[hf] && !ca_cleaned[hf] && !gone[i])
+      :: else
+      fi
+    }
+  }
   tn = 0; hf = 0; i = 0
 }
 
@@ -425,6 +452,95 @@ inline settle_lease(id) {
   fi
 }
 
+/* count_owner(pid, true / false) for a tool lock: both exit filters.
+   SEED: not called (the exit filters never learn of a lock holder). */
+#ifndef SEED_LOCK_NOT_COUNTED
+#define COUNT_LOCK(p)   vo_all[p]++; vo_dev[p]++
+#define UNCOUNT_LOCK(p) vo_all[p]--; vo_dev[p]--
+#else
+#define COUNT_LOCK(p)   skip
+#define UNCOUNT_LOCK(p) skip
+#endif
+
+/* A configuration-space access of the gateway (GetBusData/SetBusData of
+   the bus interface): under the device lock, the interface in the platform
+   and still referenced. */
+inline bus_access() {
+  assert(core_locked && bar_in_platform && bar_mapped)
+}
+
+/* Device::write_block of the caller's pid into the semaphore space: the
+   gateway write, then the record (one per writer; count_owner counts the
+   writer in both exit filters). */
+inline Device_lock(id) {
+  if
+  :: !bar_in_platform -> st = DELETE_PENDING               /* config_space() is None */
+  :: else ->
+     bus_access();
+     if :: dev_sem == 0 -> dev_sem = cur :: else fi;       /* taken: the value does not stick */
+#ifndef SEED_LOCK_RECORD_REPLACED
+     if
+     :: !lk[id * NPROC + cur] -> lk[id * NPROC + cur] = true; COUNT_LOCK(cur)
+     :: else
+     fi;
+#else
+     /* SEED: one record per handle and place, the last writer's (the rule
+        before the fix): another process's record at this place goes */
+     for (tp : 1 .. NPROC - 1) {
+       if :: lk[id * NPROC + tp] -> lk[id * NPROC + tp] = false; UNCOUNT_LOCK(tp) :: else fi
+     }
+     lk[id * NPROC + cur] = true; COUNT_LOCK(cur);
+     tp = NONE;
+#endif
+     st = SUCCESS
+  fi
+}
+
+/* Device::write_block of 0 there: the lock freed, and every record of the
+   context at that place with it. */
+inline Device_unlock(id) {
+  if
+  :: !bar_in_platform -> st = DELETE_PENDING
+  :: else ->
+     bus_access();
+     dev_sem = 0;
+     for (tp : 1 .. NPROC - 1) {
+       if :: lk[id * NPROC + tp] -> lk[id * NPROC + tp] = false; UNCOUNT_LOCK(tp) :: else fi
+     }
+     tp = NONE;
+     st = SUCCESS
+  fi
+}
+
+/* release_locks for context id's records of process p (p = NONE: all):
+   Gateway::release_if writes 0 where the device still holds the record's
+   value, if the platform still has the configuration space (else the
+   record just goes); the writer leaves the exit filters. */
+inline release_locks(id, p) {
+  for (tp : 1 .. NPROC - 1) {
+    if
+    :: lk[id * NPROC + tp] && (p == NONE || p == tp) ->
+       if
+       :: bar_in_platform ->
+          bus_access();
+          if
+          :: dev_sem == tp ->
+#ifdef REACH_LOCK_RELEASED_AT_EXIT
+             assert(p == NONE || fo_handles[id] == 0);  /* witness: an exit gives back a lock taken through a handle that lives on */
+#endif
+             dev_sem = 0
+          :: else
+          fi
+       :: else
+       fi;
+       lk[id * NPROC + tp] = false;
+       UNCOUNT_LOCK(tp)
+    :: else
+    fi
+  }
+  tp = NONE
+}
+
 /* Device::open (IRP_MJ_CREATE). Simplified: the CaId is the file object's
    number (slot reuse and generations are not modelled). */
 inline Device_open(id) {
@@ -498,6 +614,8 @@ inline Device_device_control(id, req, va) {
         :: req == MAP_RW -> Device_map(id, true)
         :: req == UNMAP  -> Device_unmap(id, va)
         :: req == QUERY  -> st = SUCCESS                    /* Device::query: reads only */
+        :: req == LOCK   -> Device_lock(id)
+        :: req == UNLOCK -> Device_unlock(id)
         fi
      fi
   fi
@@ -513,6 +631,7 @@ inline Device_cleanup(id) {
        if :: v_file[hv] == id -> retire(hv, id) :: else fi
      }
      hv = 0;
+     release_locks(id, NONE);                            /* the context's tool locks */
      settle_lease(id)
   :: else
   fi
@@ -543,6 +662,7 @@ inline Device_process_exited(who) {
          :: else
          fi
        }
+       release_locks(hf, who);                          /* its tool locks, in every context */
        settle_lease(hf)
     :: else
     fi
@@ -557,6 +677,13 @@ inline Device_revoke_all() {
     if :: v_file[hv] != 0 -> retire(hv, v_file[hv]) :: else fi
   }
   hv = 0;
+  /* the device is going: its tool locks go with it, unwritten */
+  for (hf : 1 .. NFILE - 1) {
+    for (tp : 1 .. NPROC - 1) {
+      if :: lk[hf * NPROC + tp] -> lk[hf * NPROC + tp] = false; UNCOUNT_LOCK(tp) :: else fi
+    }
+  }
+  hf = 0; tp = NONE;
   lease_holder = 0; lease_pid = NONE; lease_wviews = 0
 }
 
@@ -850,6 +977,7 @@ proctype Client(byte cur; byte h1; byte h2; byte n)
 
   do
   :: if
+#ifndef GATEWAY
      REQUEST(h1, MAP_RO, 0)
      REQUEST(h1, MAP_RW, 0)
      REQUEST(h1, UNMAP, 0)            /* own, another process's or handle's, or no view */
@@ -869,6 +997,13 @@ proctype Client(byte cur; byte h1; byte h2; byte n)
 #endif
 #ifdef WITH_QUERY
      REQUEST(h2, QUERY, 0)
+#endif
+#else
+     /* a ConnectX-4: nothing is mapped; tools take and free a lock */
+     REQUEST(h1, LOCK, 0)
+     REQUEST(h1, UNLOCK, 0)
+     REQUEST(h2, LOCK, 0)
+     REQUEST(h2, UNLOCK, 0)
 #endif
      /* done; or the process is terminating (a thread outside the kernel
         dies at once); or its handles are closed */
@@ -978,10 +1113,13 @@ proctype ProcessExit(byte cur; byte ha; byte hb)
      PspExitProcess()
   fi;
 #endif
-  /* MmCleanProcessAddressSpace: no view may outlive it */
+  /* MmCleanProcessAddressSpace: no view may outlive it; and no lock it
+     took is left on a device that is still there (the next tool gets it at
+     once) */
   d_step {
     for (i : 0 .. NVIEW - 1) { assert(!(v_mapped[i] && v_owner[i] == cur)) }
     i = 0;
+    assert(dev_sem != cur || !bar_in_platform);
     as_alive[cur] = false
   }
 }
@@ -1051,6 +1189,11 @@ inline pnp_cancel_remove() {
 
 /* dispatch_pnp(IRP_MN_SURPRISE_REMOVAL) -> surprise_removal(). */
 inline pnp_surprise_removal() {
+#ifdef SEED_DEREF_BUS_FIRST
+  /* SEED: the bus interface dereferenced first (say, in the IRP's first
+     lines), before the core lets go of it under the lock */
+  d_step { bar_mapped = false }
+#endif
   d_step {
     !core_locked ->
     IoAcquireRemoveLock(); assert(ok && stack_alive && stack_hca);
@@ -1276,6 +1419,7 @@ init
     assert(!hca_alive && !hca_linked && !stack_alive && !control_exists && dev_state == Removed);
     assert(live_views == 0 && lease_holder == 0 && lease_pid == NONE);
     for (i : 0 .. NVIEW - 1) { assert(!v_mapped[i] && v_file[i] == 0) }
+    for (i : 0 .. NFILE * NPROC - 1) { assert(!lk[i]) }
     for (i : 1 .. NFILE - 1) {
       assert(!ca_exists[i] && fo_handles[i] == 0 && fo_refs[i] == 0)
     }

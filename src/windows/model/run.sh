@@ -36,6 +36,11 @@ RUNS=(
   "liveness-surprise-removal|liveness|-DPNP=2 -DN1=1 -DN2=1 -DNVIEW=3"
   "liveness-query-remove|liveness|-DPNP=1 -DN1=2 -DN2=1 -DNVIEW=3"
   "liveness-start-surprise-removal|liveness|-DSTART_IN_MODEL -DPNP=2 -DN1=1 -DN2=1 -DNVIEW=3"
+  "safety-gateway-io|safety|-DGATEWAY -DPNP=0 -DN1=2 -DN2=2 -DNVIEW=3 -DEXIT_ORDER_EITHER"
+  "safety-gateway-query-remove|safety|-DGATEWAY -DPNP=1 -DN1=2 -DN2=2 -DNVIEW=3"
+  "safety-gateway-surprise-removal|safety|-DGATEWAY -DPNP=2 -DN1=2 -DN2=2 -DNVIEW=3"
+  "safety-gateway-start-surprise-removal|safety|-DGATEWAY -DSTART_IN_MODEL -DPNP=2 -DN1=1 -DN2=1 -DNVIEW=3"
+  "liveness-gateway-surprise-removal|liveness|-DGATEWAY -DPNP=2 -DN1=1 -DN2=1 -DNVIEW=3"
 )
 
 # name | mode | flags. seeds: bugs that must be caught; reach-*: interleavings
@@ -67,6 +72,10 @@ SEEDS=(
   "reach-create-racing-delete|safety|-DREACH_CREATE_RACING_DELETE -DPNP=2 -DN1=1 -DN2=1"
   "reach-open-before-start|safety|-DREACH_OPEN_BEFORE_START -DSTART_IN_MODEL -DPNP=0 -DN1=1 -DN2=1"
   "reach-unload-while-a-tool-runs|safety|-DREACH_UNLOAD_WHILE_A_TOOL_RUNS -DPNP=2 -DN1=1 -DN2=1"
+  "lock-not-counted|safety|-DSEED_LOCK_NOT_COUNTED -DGATEWAY -DPNP=0"
+  "lock-record-replaced|safety|-DSEED_LOCK_RECORD_REPLACED -DGATEWAY -DPNP=0"
+  "deref-bus-first|safety|-DSEED_DEREF_BUS_FIRST -DGATEWAY -DPNP=2 -DN1=1 -DN2=1"
+  "reach-lock-released-at-exit|safety|-DREACH_LOCK_RELEASED_AT_EXIT -DGATEWAY -DPNP=0"
 )
 
 need_tools() {
