@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# mstflint's own, unmodified tools (Debian's mstflint 4.21: mstmcra and
-# mstregdump) against the simulated HCA, through the driver's map requests,
-# with crspace as the second opinion on every value. Run by tools/test.sh;
-# needs root (sim-pci makes a private mount namespace).
+# mstflint's own, unmodified tools (Debian's mstflint 4.21: mstmcra,
+# mstregdump, and mstflint itself) against the simulated HCAs: the
+# ConnectX-3 through the driver's map requests, with crspace as the second
+# opinion on every value; the ConnectX-4 through its driver's block requests
+# (`sim-pci serve`, the node mtcr opens for a ConnectX-4), with a firmware
+# agent racing the tools for the gateway. Run by tools/test.sh; needs root
+# (sim-pci makes a private mount namespace).
 #
 #   tools/sim-pci/check.sh
 #
@@ -20,7 +23,8 @@ cargo build -q --locked -p sim-pci -p crspace \
 BIN=$ROOT/target/debug
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlnx_hca-sim-pci.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+SERVER=""
+trap '[ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
 gcc -std=gnu11 -Wall -Wextra -Werror -O1 -o "$WORK/probe" "$HERE/tests/probe.c"
 
 BAR=$WORK/hca.bar
@@ -136,6 +140,86 @@ run after sim mstmcra "$DEV" 0x2000
 check "the next tool reads what the killed one wrote" is after.out 0x600df00d
 run again sim mstmcra "$DEV" 0x2000 0
 check "and writes at once: no lease outlived the killed tool" is again.rc 0
+
+echo "== the simulated ConnectX-4: mstflint's tools through the gateway (sim-pci serve, a firmware agent racing them)"
+SOCK=$WORK/cx4.sock
+"$BIN/sim-pci" serve --socket "$SOCK" --device "$WORK/cx4.dev" --agent 1 2>"$WORK/serve.err" &
+SERVER=$!
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+cx4() { "$BIN/sim-pci" --cx4 --socket "$SOCK" "$@"; }
+lock_at() { "$BIN/sim-pci" read --socket "$SOCK" 0xa "$1"; }
+agent_held() { sed -n 's/.*the firmware agent has held the gateway \([0-9]*\) time.*/\1/p' "$WORK/serve.err" | tail -n 1; }
+# until_true SECONDS COMMAND...: COMMAND until it succeeds, at most SECONDS
+# (what another process does after an event this script cannot wait on).
+until_true() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do [ "$SECONDS" -lt "$end" ] || return 1; sleep 0.05; done
+}
+run id4 cx4 mstmcra "$DEV" 0xf0014
+check "mstmcra $DEV 0xf0014 prints 0x00000209 (ConnectX-4's hardware id, through the gateway)" is id4.out 0x00000209
+run w4 cx4 mstmcra "$DEV" 0x100 0xdeadbeef
+run r4 cx4 mstmcra "$DEV" 0x100
+check "a value mstmcra wrote reads back (no byte swap: the gateway carries values)" is r4.out 0xdeadbeef
+run d4 cx4 mstregdump "$DEV"
+check "mstregdump accepts the ConnectX-4 (exit 0)" is d4.rc 0
+check "and prints one line per dword of ConnectX4.csv: 44,092" [ "$(wc -l <"$WORK/d4.out")" = 44092 ]
+check "its dump has the id and the value written" \
+  bash -c "grep -qx '0x000f0014 0x00000209' '$WORK/d4.out' && grep -qx '0x00000100 0xdeadbeef' '$WORK/d4.out'"
+# Three tools at once, each writing and reading back its own dword, and two
+# dumps beside them, while the agent takes the gateway at random: nothing
+# read is anything but what was written.
+before=$(agent_held)
+for t in 1 2 3; do
+  (
+    for i in $(seq 20); do
+      v=$(printf '0x%08x' $(((t << 24) | i)))
+      cx4 mstmcra "$DEV" $((0x1000 + 4 * t)) "$v" >/dev/null 2>&1
+      [ "$(cx4 mstmcra "$DEV" $((0x1000 + 4 * t)) 2>/dev/null)" = "$v" ] || { echo "tool $t round $i"; exit 1; }
+    done
+  ) >"$WORK/tool$t.out" 2>&1 &
+done
+cx4 mstregdump "$DEV" >"$WORK/dump2.out" 2>/dev/null &
+cx4 mstregdump "$DEV" >"$WORK/dump3.out" 2>/dev/null &
+rounds=0
+for job in $(jobs -p); do [ "$job" = "$SERVER" ] && continue; wait "$job" && rounds=$((rounds + 1)); done
+check "three mstmcra loops and two mstregdumps at once: each read back what it wrote ($rounds of 5 ok)" [ "$rounds" = 5 ]
+# The dumps differ from the first only where the loops wrote (0x1004-0x100c).
+same_dump() { diff <(grep -v '^0x0000100[48c] ' "$WORK/d4.out") <(grep -v '^0x0000100[48c] ' "$WORK/$1.out") >/dev/null; }
+check "both dumps taken meanwhile are the first one, but for the loops' own dwords" \
+  bash -c "$(declare -f same_dump); WORK='$WORK'; same_dump dump2 && same_dump dump3"
+check "the firmware agent held the gateway meanwhile ($before, then $(agent_held) times)" [ "$(agent_held)" -gt "${before:-0}" ]
+
+# mstflint (the burner) takes its lock in the semaphore space; with
+# MLNX_HCA_SIM_STOP_AT_LOCK the preload stops it right after (SIGSTOP), and
+# it is killed there, holding the lock.
+MLNX_HCA_SIM_STOP_AT_LOCK=1 "$BIN/sim-pci" --cx4 --socket "$SOCK" mstflint -d "$DEV" q >"$WORK/flint1.out" 2>&1 &
+FLINT=$!
+stopped() { grep -q '^State:.*T' "/proc/$1/status" 2>/dev/null; }
+until_true 30 stopped "$FLINT" || true
+holder=$(printf '0x%08x' "$FLINT")
+check "mstflint took its lock (the semaphore space at 0 holds its pid, $holder)" [ "$(lock_at 0)" = "$holder" ]
+kill -KILL "$FLINT"
+wait "$FLINT" 2>/dev/null || true
+check "killed holding it: the driver gave the lock back (at most 10 s after the kill)" until_true 10 [ "$(lock_at 0)" = 0x00000000 ]
+MLNX_HCA_SIM_STOP_AT_LOCK=1 "$BIN/sim-pci" --cx4 --socket "$SOCK" mstflint -d "$DEV" q >"$WORK/flint2.out" 2>&1 &
+FLINT=$!
+until_true 30 stopped "$FLINT" || true
+check "the next mstflint takes the lock with its first write (pid $(printf '0x%08x' "$FLINT"))" \
+  [ "$(lock_at 0)" = "$(printf '0x%08x' "$FLINT")" ]
+check "at once: it stopped at its first write into the semaphore space" \
+  [ "$(grep -c 'wrote .* to the semaphore space' "$WORK/flint2.out")" = 1 ]
+kill -CONT "$FLINT"
+wait "$FLINT" || true
+check "let go on, it finishes (no flash controller here: MFE_TIMEOUT) and gives its lock back itself" \
+  bash -c "grep -q MFE_TIMEOUT '$WORK/flint2.out' && [ \"\$('$BIN/sim-pci' read --socket '$SOCK' 0xa 0)\" = 0x00000000 ]"
+run far cx4 mstmcra "$DEV" 0x40000000
+check "an address past the gateway's 30 bits: mtcr's error, exit 1" is far.rc 1
+check "the driver refused it, and says so" has far.err "STATUS_INVALID_PARAMETER"
+kill "$SERVER"
+wait "$SERVER" 2>/dev/null || true
+SERVER=""
+run noserver cx4 mstmcra "$DEV" 0xf0014
+check "no driver running: sim-pci says so (exit 2)" bash -c "[ \"\$(cat '$WORK/noserver.rc')\" = 2 ] && grep -q 'no driver at' '$WORK/noserver.err'"
 
 echo
 if [ "$failures" -gt 0 ]; then

@@ -22,3 +22,18 @@ pub const ACCESS: &str = "MLNX_HCA_SIM_ACCESS";
 /// Append one line per request the preload library sends, and one at exit,
 /// to this file.
 pub const LOG: &str = "MLNX_HCA_SIM_LOG";
+
+/// The simulated ConnectX-4: the Unix socket of its driver (`sim-pci
+/// serve`). Set, the tool's `/dev/<BDF>_mstconf` is served through it.
+pub const SOCKET: &str = "MLNX_HCA_SIM_SOCKET";
+
+/// The simulated device's PCI address (`DDDD:BB:DD.F`), for the node's name
+/// and `MST_PARAMS`.
+pub const BDF: &str = "MLNX_HCA_SIM_BDF";
+
+/// Set (to anything): a tool that writes a non-zero value into the
+/// simulated ConnectX-4's semaphore space (takes a lock) stops itself with
+/// `SIGSTOP` right after its first such write, for a check that kills a
+/// tool holding a lock.
+#[allow(dead_code)] // the preload library's alone
+pub const STOP_AT_LOCK: &str = "MLNX_HCA_SIM_STOP_AT_LOCK";

@@ -18,6 +18,12 @@
 //! while this library is inside the driver on a thread, that thread's calls
 //! pass straight through ([`DriverTurn`]).
 //!
+//! For the simulated ConnectX-4 (`sim-pci --cx4`), whose CR space is behind
+//! the configuration-space gateway, it serves mstflint's kernel-module node
+//! `/dev/<BDF>_mstconf` instead: `access`, `open`/`open64`, `ioctl` and
+//! `close` of that one path, through the driver's block requests
+//! ([`mstconf`]).
+//!
 //! A refused map fails the tool's `mmap` with an `errno` that says why
 //! (`EBUSY` for the write lease, `EACCES` for a read-only handle, `EINVAL`
 //! for a window outside CR space, `ENODEV` for a removed device) and one line
@@ -27,13 +33,17 @@
 #![cfg(target_os = "linux")]
 
 mod env;
+mod mstconf;
+// One protocol, two sides: the server's half (receive_request, send_answer) is `sim-pci serve`'s.
+#[allow(dead_code)]
+mod wire;
 
 use crspace::abi::{
     MapCrSpaceIn, MapCrSpaceOut, UnmapCrSpaceIn, FW_MAP_CRSPACE_RO, FW_MAP_CRSPACE_RW, FW_UNMAP_CRSPACE,
 };
 use crspace::sim::{SimAccess, SimConnection, SimOptions, SimSession};
 use crspace::{explain_map_failure, Connection, Error, Status};
-use libc::{c_int, c_void, off_t, size_t};
+use libc::{c_char, c_int, c_ulong, c_void, mode_t, off_t, size_t};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
@@ -45,6 +55,10 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
 type MunmapFn = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
+type AccessFn = unsafe extern "C" fn(*const c_char, c_int) -> c_int;
+type OpenFn = unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int;
+type IoctlFn = unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
+type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
 
 /// The next definition of `name` after this library: the C library's.
 fn next_symbol(name: &'static std::ffi::CStr) -> usize {
@@ -67,6 +81,18 @@ fn real_munmap() -> MunmapFn {
     let address = *REAL.get_or_init(|| next_symbol(c"munmap"));
     // SAFETY: `address` is the C library's `munmap`, whose C signature this is.
     unsafe { std::mem::transmute::<usize, MunmapFn>(address) }
+}
+
+/// The C library's definition of one of the calls this library interposes
+/// (`$name` as a C string), as a function pointer of type `$ty`.
+macro_rules! real {
+    ($name:literal, $ty:ty) => {{
+        static REAL: OnceLock<usize> = OnceLock::new();
+        let address = *REAL.get_or_init(|| next_symbol($name));
+        // SAFETY: `address` is the C library's function of that name, whose
+        // C signature `$ty` is.
+        unsafe { std::mem::transmute::<usize, $ty>(address) }
+    }};
 }
 
 fn set_errno(errno: c_int) {
@@ -141,6 +167,101 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     }
     // SAFETY: the caller's arguments, unchanged, to the call they were meant for.
     unsafe { real_munmap()(addr, len) }
+}
+
+// ---------------------------------------------------------------- the ConnectX-4's node
+
+/// `access`, as the tool calls it: the served node exists.
+///
+/// # Safety
+/// As the C library's `access`: `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
+    if mstconf::is_node(path) {
+        return 0;
+    }
+    let real = real!(c"access", AccessFn);
+    // SAFETY: the caller's arguments, unchanged, to the call they were meant for.
+    unsafe { real(path, mode) }
+}
+
+/// `open64` (glibc's name for `open` on 64-bit Linux; mtcr calls this one):
+/// the served node is a new handle of the driver.
+///
+/// `open` is variadic in C; its optional `mode` is received here as a third
+/// argument, which the x86-64 and AArch64 Linux calling conventions pass in
+/// the same register either way (garbage when the caller passed none, and
+/// then only handed on to the C library, which ignores it without
+/// `O_CREAT`/`O_TMPFILE`).
+///
+/// # Safety
+/// As the C library's `open64`.
+#[no_mangle]
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    if mstconf::is_node(path) {
+        return match mstconf::open() {
+            Ok(fd) => fd,
+            Err(errno) => {
+                set_errno(errno);
+                -1
+            }
+        };
+    }
+    let real = real!(c"open64", OpenFn);
+    // SAFETY: the caller's arguments, unchanged (`mode` promoted as a C
+    // variadic argument is), to the call they were meant for.
+    unsafe { real(path, flags, mode as c_int) }
+}
+
+/// `open`: as [`open64`].
+///
+/// # Safety
+/// As the C library's `open`.
+#[no_mangle]
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    if mstconf::is_node(path) {
+        // SAFETY: the caller upholds `open`'s contract, which is open64's.
+        return unsafe { open64(path, flags, mode) };
+    }
+    let real = real!(c"open", OpenFn);
+    // SAFETY: as in `open64`.
+    unsafe { real(path, flags, mode as c_int) }
+}
+
+/// `ioctl`: a request on the node is the driver's; any other goes to the
+/// C library. Variadic in C; its third argument (every ioctl mtcr sends has
+/// one, a pointer) is received as a fixed one, as for `open64`.
+///
+/// # Safety
+/// As the C library's `ioctl`: `arg` is what `request` expects.
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    if mstconf::is_open(fd) {
+        // SAFETY: the caller's structure for `request`.
+        return match unsafe { mstconf::ioctl(fd, request, arg) } {
+            Ok(value) => value,
+            Err(errno) => {
+                set_errno(errno);
+                -1
+            }
+        };
+    }
+    let real = real!(c"ioctl", IoctlFn);
+    // SAFETY: the caller's arguments, unchanged, to the call they were meant for.
+    unsafe { real(fd, request, arg) }
+}
+
+/// `close`: the node's descriptor closes its handle (the driver's cleanup
+/// gives back what it held).
+///
+/// # Safety
+/// As the C library's `close`.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    mstconf::forget(fd);
+    let real = real!(c"close", CloseFn);
+    // SAFETY: the caller's descriptor, to the call it was meant for.
+    unsafe { real(fd) }
 }
 
 // ---------------------------------------------------------------- inside the driver
