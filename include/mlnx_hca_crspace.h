@@ -4,7 +4,10 @@
  *
  * For C and C++ tool authors (register viewers, trace readers, burners):
  * open a device, map a window of CR space read-only or read-write, read and
- * write the device's dwords, unmap, close. The library speaks the driver's
+ * write the device's dwords, unmap, close. A ConnectX-4 or later is not
+ * mapped: mlnx_hca_query_device says so (path 2), and its CR space and other
+ * address spaces are read and written with mlnx_hca_space_read/_write,
+ * which the driver carries through the configuration-space gateway. The library speaks the driver's
  * I/O control contract (mlnx_hca_ioctl.h) for you, swaps every dword (CR
  * space is big-endian on the bus: every value here is the device's) and
  * turns every refusal into a status and a message that says what to do.
@@ -20,7 +23,10 @@
  *   Linux    NULL or "sim": the simulated HCA (a ConnectX-3) whose CR space
  *            is the file /dev/shm/mlnx_hca-sim.bar, shared with
  *            `crspace --sim --sim-bar FILE` and mstflint's tools under
- *            sim-pci; "sim:FILE": the same over FILE. Each process runs its
+ *            sim-pci; "sim:FILE": the same over FILE. "sim4": the simulated
+ *            ConnectX-4 whose state is /dev/shm/mlnx_hca-sim4.dev, shared
+ *            with `sim-pci serve` and `crspace --sim --sim-device FILE`;
+ *            "sim4:FILE": the same over FILE. Each process runs its
  *            own copy of the driver's core over the shared CR space; with
  *            MLNX_HCA_SIM_WRITER=PID in the environment another simulated
  *            process PID holds the write lease (to try a busy device).
@@ -59,6 +65,8 @@ extern "C" {
 #define MLNX_HCA_ERR_RESOURCES 6 /* a mapping quota (per handle or per device) is used up, or memory */
 #define MLNX_HCA_ERR_INVALID   7 /* a NULL argument, a write through a read-only window, a closed handle */
 #define MLNX_HCA_ERR_DRIVER    8 /* any other answer of the driver (the message names it) */
+#define MLNX_HCA_ERR_UNSUPPORTED 9 /* the device does not serve this: a map on a ConnectX-4 or later, a space
+                                      its gateway does not report, a space request on a ConnectX-3 */
 
 typedef struct mlnx_hca mlnx_hca;               /* an open device: one handle on the driver */
 typedef struct mlnx_hca_window mlnx_hca_window; /* one mapped window of CR space */
@@ -115,6 +123,37 @@ MLNX_HCA_CRSPACE_API int mlnx_hca_write32(mlnx_hca *dev, uint32_t addr, uint32_t
 MLNX_HCA_CRSPACE_API int mlnx_hca_read_block(mlnx_hca *dev, uint32_t addr, uint32_t *values, uint32_t count);
 MLNX_HCA_CRSPACE_API int mlnx_hca_write_block(mlnx_hca *dev, uint32_t addr, const uint32_t *values,
                                               uint32_t count);
+
+/* The device's identity and path (FW_QUERY_DEVICE). */
+typedef struct mlnx_hca_device {
+    uint32_t pci_device_id; /* 0x1003: ConnectX-3; 0x1013: ConnectX-4 */
+    uint32_t hw_id;         /* low 16 bits of CR space's dword at 0xF0014 */
+    uint32_t path;          /* 1: CR space is mapped (mlnx_hca_map); 2: the gateway (mlnx_hca_space_*) */
+    uint32_t spaces;        /* bit n: address space n served (2 CR space, 6 the same read without
+                               effects, 1 and 3 ICMD, 0xA the tools' semaphores) */
+    uint32_t max_count;     /* dwords per driver request (the library splits longer transfers) */
+} mlnx_hca_device;
+
+MLNX_HCA_CRSPACE_API int mlnx_hca_query_device(mlnx_hca *dev, mlnx_hca_device *out);
+
+/* `count` dwords of address space `space` from byte `addr` on (a multiple
+ * of 4), through the gateway of a ConnectX-4 or later. Values are the
+ * device's (the gateway carries them; no swap). A read-only device reads
+ * CR space (2 and 6) only: the other spaces' reads have effects. A write
+ * needs the write lease free or this handle's; what it writes into the
+ * semaphore space (0xA) the driver writes back to 0 when the handle closes
+ * or its process ends, where the value is still there (a killed tool never
+ * leaves the HCA locked). */
+MLNX_HCA_CRSPACE_API int mlnx_hca_space_read(mlnx_hca *dev, uint32_t space, uint32_t addr, uint32_t *values,
+                                             uint32_t count);
+MLNX_HCA_CRSPACE_API int mlnx_hca_space_write(mlnx_hca *dev, uint32_t space, uint32_t addr,
+                                              const uint32_t *values, uint32_t count);
+
+/* Takes (take != 0; ERR_BUSY if another handle holds it) or gives back the
+ * device's write lease without mapping: a burner's writes through the
+ * gateway go uninterrupted by other writers until it gives it back or
+ * closes. */
+MLNX_HCA_CRSPACE_API int mlnx_hca_lease(mlnx_hca *dev, int take);
 
 /* The general text of a status ("another process holds the write lease"). */
 MLNX_HCA_CRSPACE_API const char *mlnx_hca_strerror(int status);

@@ -114,6 +114,18 @@ printf '%s\r\n' \
   'if errorlevel 1 exit /b 17' \
   'C:\mlnx_hca\client.exe --gateway \\.\mlnx_hca1' \
   'if errorlevel 1 exit /b 18' \
+  'cd /d C:\mlnx_hca' \
+  'C:\mlnx_hca\mcra.exe mlnx_hca1 0xf0014 > C:\mlnx_hca\mcra4.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\mcra4.rc' \
+  'C:\mlnx_hca\mcra.exe mlnx_hca1 0x100 0xdeadbeef > C:\mlnx_hca\mcra4w.txt 2>&1' \
+  'C:\mlnx_hca\mcra.exe mlnx_hca1 0x100 > C:\mlnx_hca\mcra4r.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\mcra4r.rc' \
+  'C:\mlnx_hca\mstdump.exe mt4115_pci_cr1 > C:\mlnx_hca\mstdump4.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\mstdump4.rc' \
+  'C:\mlnx_hca\crspace.exe --device \\.\mlnx_hca1 read 0x100 > C:\mlnx_hca\crspace4.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\crspace4.rc' \
+  'C:\mlnx_hca\crspace.exe --device \\.\mlnx_hca1 info > C:\mlnx_hca\crspace4i.txt 2>&1' \
+  'echo %errorlevel% > C:\mlnx_hca\crspace4i.rc' \
   'C:\mlnx_hca\install.exe C:\mlnx_hca\mlnx_hca.inf "PCI\VEN_15B3&DEV_0209" > C:\mlnx_hca\recovery.txt 2>&1' \
   'C:\mlnx_hca\mcra.exe mlnx_hca0 0xf0014 > C:\mlnx_hca\mcra.txt 2>&1' \
   'echo %errorlevel% > C:\mlnx_hca\mcra.rc' \
@@ -231,6 +243,22 @@ tool mcra "mcra.exe mlnx_hca0 0xf0014: opens the device, reports the failed map,
 tool mstdump "mstdump.exe mt4099_pci_cr0 (mstflint's Windows name): the same, exit 1" 1 \
   "mlnx_hca: mlnx_hca0: $MAPFAIL" "Unable to open device mt4099_pci_cr0"
 tool crspace "crspace.exe read 0xf0014: the same, exit 1" 1 "crspace: $MAPFAIL"
+
+# The same tools on the simulated ConnectX-4 (mlnx_hca1): nothing to map,
+# so Wine runs them end to end through the driver's block requests.
+tool mcra4 "mcra.exe mlnx_hca1 0xf0014: the ConnectX-4's id through the gateway" 0 "0x00000209"
+tool mcra4r "mcra.exe reads back its write (0x100: 0xdeadbeef)" 0 "0xdeadbeef"
+tool crspace4 "crspace.exe read 0x100 on mlnx_hca1: mcra's write" 0 "0x00000100 0xdeadbeef"
+tool crspace4i "crspace.exe info on mlnx_hca1: the gateway and its spaces" 0 "0x0209 (ConnectX-4)" \
+  "through the configuration-space gateway" "0xa semaphores"
+lines4=$(tr -d '\r' < "$D/mstdump4.txt" | grep -c '^0x' || true)
+if [ "$(tr -d '\r \n' < "$D/mstdump4.rc")" = 0 ] && [ "$lines4" = 44092 ] \
+  && grep -q '^0x000f0014 0x00000209' "$D/mstdump4.txt" && grep -q '^0x00000100 0xdeadbeef' "$D/mstdump4.txt"; then
+  echo "ok   mstdump.exe mt4115_pci_cr1: ConnectX4.csv's 44,092 dwords through the gateway, the id and mcra's write among them"
+else
+  echo "FAIL mstdump.exe mt4115_pci_cr1 ($lines4 lines, exit $(tr -d '\r \n' < "$D/mstdump4.rc"))"
+  head -5 "$D/mstdump4.txt" | sed 's/^/     | /'; fails=$((fails + 1))
+fi
 
 echo "wine: $fails driver-log check(s) failed"
 

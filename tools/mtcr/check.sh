@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # mstflint's mcra and mstdump, built from Debian's source with our mtcr
-# backend (tools/mtcr/build.sh linux), against the simulated HCA; held
+# backend (tools/mtcr/build.sh linux), against the simulated HCAs; held
 # against Debian's own, unmodified mstmcra and mstregdump 4.21 (under
-# sim-pci, over the same CR-space file) and crspace. Run by tools/test.sh;
+# sim-pci, over the same CR-space file; for the ConnectX-4 through
+# `sim-pci serve` over the same device file) and crspace. Run by tools/test.sh;
 # needs root (sim-pci makes a private mount namespace, and mstflint's tools
 # refuse anyone but root).
 #
@@ -103,7 +104,49 @@ check "a write while process 4242 holds the lease: says who" has busy.err "busy:
 check "and writes nothing" [ "$(crspace read --value 0x100)" = 0xdeadbeef ]
 run sem mcra -c "$DEV"
 check "clearing a PCI semaphore: exit 1" is sem.rc 1
-check "clearing a PCI semaphore: unsupported, and why" has sem.err "no PCI (configuration-space gateway) semaphore"
+check "clearing a PCI semaphore: unsupported, and why" has sem.err "there is none to clear"
+
+echo "== the simulated ConnectX-4: mcra and mstdump (ours) through the gateway, against Debian's over sim-pci serve"
+DEV4=$WORK/cx4.dev
+SOCK=$WORK/cx4.sock
+"$BIN/sim-pci" serve --socket "$SOCK" --device "$DEV4" --agent 3 2>"$WORK/serve.err" &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+# CR space (2 MiB at byte 4096 of the device file, host-order dwords: the
+# gateway carries values) with a pattern, the id 0x209 kept, no scratchpad.
+python3 - "$DEV4" <<'EOF'
+import struct, sys
+words = [((o * 2246822519) ^ 0x3C3C0000) & 0xFFFFFFFF for o in range(0, 2 << 20, 4)]
+words[0xF0014 // 4] = 0x00000209
+words[0x18 // 4] = 0
+with open(sys.argv[1], "r+b") as f:
+    f.seek(4096)
+    f.write(struct.pack("<%dI" % len(words), *words))
+EOF
+debian4() { "$BIN/sim-pci" --cx4 --socket "$SOCK" "$@"; }
+run id4 mcra "sim4:$DEV4" 0xf0014
+check "mcra sim4:FILE 0xf0014 prints 0x00000209" is id4.out 0x00000209
+mcra "sim4:$DEV4" 0x100 0xdeadbeef
+check "Debian's mstmcra reads mcra's write, through the other driver" [ "$(debian4 mstmcra "$PCI" 0x100)" = 0xdeadbeef ]
+debian4 mstmcra "$PCI" 0x104 0x12345678
+run r4 mcra "sim4:$DEV4" 0x104
+check "mcra reads Debian mstmcra's write" is r4.out 0x12345678
+check "and crspace reads both" [ "$("$BIN/crspace" --sim --sim-device "$DEV4" read 0x100 2)" = \
+  "$(printf '0x00000100 0xdeadbeef\n0x00000104 0x12345678')" ]
+run ours4 mstdump "sim4:$DEV4"
+run theirs4 debian4 mstregdump "$PCI"
+check "mstdump exits 0" is ours4.rc 0
+check "mstdump prints one line per dword of ConnectX4.csv: 44,092" [ "$(wc -l <"$WORK/ours4.out")" = 44092 ]
+check "the two dumps (ours, Debian's mstregdump) are identical, line for line" cmp -s "$WORK/ours4.out" "$WORK/theirs4.out"
+check "and hold the pattern, not zeros" [ "$(grep -c ' 0x00000000$' "$WORK/ours4.out" || true)" -lt 100 ]
+run far4 mcra "sim4:$DEV4" 0x40000000
+check "an address past the gateway's 30 bits: exit 1" is far4.rc 1
+check "and why" has far4.err "reaches past the gateway's addresses"
+run busy4 env MLNX_HCA_SIM_WRITER=4242 "$OURS/mcra" "sim4:$DEV4" 0x100 1
+check "a write while process 4242 holds the lease: exit 1" is busy4.rc 1
+check "says who" has busy4.err "busy: process 4242 holds the write lease"
+check "and writes nothing" [ "$(mcra "sim4:$DEV4" 0x100)" = 0xdeadbeef ]
 
 if [ "$failures" != 0 ]; then
   echo "mtcr: $failures check(s) failed"

@@ -14,13 +14,24 @@
  * Devices (mopen_adv's name):
  *   Windows  mlnx_hca<N>, \\.\mlnx_hca<N>, or mstflint's Windows habit
  *            mt<PCI device id>_pci_cr<N> (mt4099_pci_cr0: the first HCA)
- *   Linux    sim, sim:FILE (the simulated HCA over that CR-space file)
+ *   Linux    sim, sim:FILE (the simulated ConnectX-3 over that CR-space
+ *            file); sim4, sim4:FILE (the simulated ConnectX-4 whose state is
+ *            that file, shared with `sim-pci serve --device FILE`)
  *
  * At open the device is opened for write if the user may (else read-only)
- * and all of CR space is mapped read-only; the first write maps it
- * read-write, which takes the device's write lease until mclose. Reads and
- * writes are of the device's values (the C API swaps: CR space is
- * big-endian). Only CR space is served: the other address spaces, register
+ * and asked which path it takes (mlnx_hca_query_device):
+ *
+ * - ConnectX-3 and older: all of CR space is mapped read-only; the first
+ *   write maps it read-write, which takes the device's write lease until
+ *   mclose. Only CR space is served.
+ * - ConnectX-4 and later: nothing is mapped; every access is a block
+ *   request the driver carries through the configuration-space gateway, in
+ *   the address space mset_addr_space chose (CR space by default; any the
+ *   device reports), as mstflint's own kernel-module path (MST_PCICONF with
+ *   the vendor-specific capability) does on Linux.
+ *
+ * Reads and writes are of the device's values (the C API swaps a mapped
+ * CR space, which is big-endian; the gateway carries values). Register
  * access (maccess_reg), ICMD and I2C answer "unsupported" with mtcr's own
  * error codes, never a pretended success. A failure sets errno (the tools
  * print perror or strerror) and prints the driver's whole reason on stderr
@@ -42,6 +53,8 @@ struct mlnx_hca_mtcr {
     mlnx_hca_window *rw; /* all of CR space, read-write, from the first write on */
     int writable;        /* the device was opened for write */
     uint32_t bar0_size;
+    int gateway;         /* ConnectX-4 and later: block requests, nothing mapped */
+    uint32_t spaces;     /* the gateway's address spaces (bit n: space n) */
 };
 
 static struct mlnx_hca_mtcr *state(mfile *mf) {
@@ -58,6 +71,7 @@ static int errno_of(int status) {
     case MLNX_HCA_ERR_REMOVED: return ENODEV;
     case MLNX_HCA_ERR_RESOURCES: return ENOMEM;
     case MLNX_HCA_ERR_INVALID: return EINVAL;
+    case MLNX_HCA_ERR_UNSUPPORTED: return EOPNOTSUPP;
     default: return EIO;
     }
 }
@@ -86,7 +100,7 @@ static const char *device_name(const char *name, char *buf, size_t len) {
         return buf;
     }
 #else
-    if (!strcmp(name, "sim") || !strncmp(name, "sim:", 4)) {
+    if (!strcmp(name, "sim") || !strncmp(name, "sim:", 4) || !strcmp(name, "sim4") || !strncmp(name, "sim4:", 5)) {
         snprintf(buf, len, "%s", name);
         return buf;
     }
@@ -103,7 +117,8 @@ mfile *mopen_adv(const char *name, MType mtype) {
         fprintf(stderr, "mlnx_hca: %s is not a device of mlnx_hca (mlnx_hca<N>, \\\\.\\mlnx_hca<N>, mt<id>_pci_cr<N>)\n",
                 name ? name : "(null)");
 #else
-        fprintf(stderr, "mlnx_hca: %s is not a device of mlnx_hca (on this OS: sim, sim:FILE)\n", name ? name : "(null)");
+        fprintf(stderr, "mlnx_hca: %s is not a device of mlnx_hca (on this OS: sim, sim:FILE, sim4, sim4:FILE)\n",
+                name ? name : "(null)");
 #endif
         errno = ENODEV;
         return NULL;
@@ -122,10 +137,14 @@ mfile *mopen_adv(const char *name, MType mtype) {
     s->writable = rc == MLNX_HCA_OK;
     if (rc == MLNX_HCA_ERR_ACCESS) rc = mlnx_hca_open(device, 0, &s->dev);
     mlnx_hca_info info;
+    mlnx_hca_device device_info;
     if (rc == MLNX_HCA_OK) rc = mlnx_hca_query(s->dev, &info);
+    if (rc == MLNX_HCA_OK) rc = mlnx_hca_query_device(s->dev, &device_info);
     if (rc == MLNX_HCA_OK) {
         s->bar0_size = info.bar0_size;
-        rc = mlnx_hca_map(s->dev, 0, info.bar0_size, 0, &s->ro);
+        s->gateway = device_info.path == 2;
+        s->spaces = device_info.spaces;
+        if (!s->gateway) rc = mlnx_hca_map(s->dev, 0, info.bar0_size, 0, &s->ro);
     }
     if (rc != MLNX_HCA_OK) {
         failed(rc, device);
@@ -134,8 +153,15 @@ mfile *mopen_adv(const char *name, MType mtype) {
         free(mf);
         return NULL;
     }
-    mf->tp = MST_PCI; /* CR space mapped into memory */
-    mf->flags = MDEVS_TAVOR_CR;
+    if (s->gateway) {
+        /* What mtcr's kernel-module path makes of a ConnectX-4: the
+         * configuration-space gateway, CR space selected. */
+        mf->tp = MST_PCICONF;
+        mf->functional_vsec_supp = 1;
+    } else {
+        mf->tp = MST_PCI; /* CR space mapped into memory */
+        mf->flags = MDEVS_TAVOR_CR;
+    }
     mf->address_space = AS_CR_SPACE;
     mf->ctx = s;
     return mf;
@@ -157,7 +183,7 @@ int mclose(mfile *mf) {
     return 0;
 }
 
-/* Only CR space is served. */
+/* A mapped device serves only CR space. */
 static int in_cr_space(mfile *mf) {
     if (mf->address_space == AS_CR_SPACE) return 1;
     fprintf(stderr, "mlnx_hca: address space %#x is not served (only CR space, %#x)\n", (unsigned)mf->address_space,
@@ -183,6 +209,13 @@ int mread4(mfile *mf, unsigned int offset, u_int32_t *value) {
         errno = EINVAL;
         return -1;
     }
+    if (s->gateway) {
+        uint32_t v = 0;
+        int rc = mlnx_hca_space_read(s->dev, (uint32_t)mf->address_space, offset, &v, 1);
+        if (rc != MLNX_HCA_OK) return failed(rc, "read");
+        *value = v;
+        return 4;
+    }
     if (!in_cr_space(mf)) return -1;
     uint32_t v = 0;
     int rc = mlnx_hca_window_read32(s->ro, offset, &v);
@@ -196,6 +229,11 @@ int mwrite4(mfile *mf, unsigned int offset, u_int32_t value) {
     if (!s) {
         errno = EINVAL;
         return -1;
+    }
+    if (s->gateway) {
+        int rc = mlnx_hca_space_write(s->dev, (uint32_t)mf->address_space, offset, &value, 1);
+        if (rc != MLNX_HCA_OK) return failed(rc, "write");
+        return 4;
     }
     if (!in_cr_space(mf)) return -1;
     mlnx_hca_window *w = writer(s);
@@ -211,6 +249,11 @@ int mread4_block(mfile *mf, unsigned int offset, u_int32_t *data, int byte_len) 
         errno = EINVAL;
         return -1;
     }
+    if (s->gateway) {
+        int rc = mlnx_hca_space_read(s->dev, (uint32_t)mf->address_space, offset, data, (uint32_t)byte_len / 4);
+        if (rc != MLNX_HCA_OK) return failed(rc, "read");
+        return byte_len;
+    }
     if (!in_cr_space(mf)) return -1;
     int rc = mlnx_hca_window_read_block(s->ro, offset, data, (uint32_t)byte_len / 4);
     if (rc != MLNX_HCA_OK) return failed(rc, "read");
@@ -222,6 +265,11 @@ int mwrite4_block(mfile *mf, unsigned int offset, u_int32_t *data, int byte_len)
     if (!s || !data || byte_len < 0 || byte_len % 4) {
         errno = EINVAL;
         return -1;
+    }
+    if (s->gateway) {
+        int rc = mlnx_hca_space_write(s->dev, (uint32_t)mf->address_space, offset, data, (uint32_t)byte_len / 4);
+        if (rc != MLNX_HCA_OK) return failed(rc, "write");
+        return byte_len;
     }
     if (!in_cr_space(mf)) return -1;
     mlnx_hca_window *w = writer(s);
@@ -241,12 +289,13 @@ int mget_addr_space(mfile *mf) {
     return mf ? mf->address_space : -1;
 }
 
-/* CR space only: the other spaces live behind the configuration-space
- * gateway of ConnectX-4 and later, which this backend does not reach (as
- * mtcr answers for a ConnectX-3 without one). */
+/* A gateway device: any address space it reports. A mapped device: CR
+ * space only (as mtcr answers for a ConnectX-3, which has no gateway). */
 int mset_addr_space(mfile *mf, int space) {
-    if (!mf) return -1;
-    if (space != AS_CR_SPACE) {
+    struct mlnx_hca_mtcr *s = state(mf);
+    if (!s) return -1;
+    int served = s->gateway ? space >= 0 && space < 32 && (s->spaces & (1u << space)) : space == AS_CR_SPACE;
+    if (!served) {
         errno = EOPNOTSUPP;
         return -1;
     }
@@ -267,8 +316,9 @@ unsigned char mset_i2c_slave(mfile *mf, unsigned char new_i2c_slave) {
     return mset_i2c_secondary(mf, new_i2c_slave);
 }
 
-/* The PCI semaphore is the configuration-space gateway's, which a device
- * whose CR space is mapped does not use through mlnx_hca. */
+/* The PCI semaphore is the configuration-space gateway's: the driver takes
+ * and gives it back around each of its requests, so no tool ever holds it
+ * through mlnx_hca, and there is nothing to clear. */
 int mclear_pci_semaphore(const char *name) {
     (void)name;
     return ME_UNSUPPORTED_ACCESS_TYPE;
@@ -302,8 +352,9 @@ int read_device_id(mfile *mf, u_int32_t *device_id) {
     return 4;
 }
 
-/* No ConnectX-3 or older is ever a "zombiefish" (a ConnectX-7 and later
- * state). */
+/* A "zombiefish" is a ConnectX-7 or later whose firmware did not come up,
+ * which mtcr detects through registers this backend does not serve: never
+ * reported. */
 int is_zombiefish_device(mfile *mf) {
     (void)mf;
     return 0;
@@ -318,7 +369,8 @@ const char *m_err2str(MError status) {
     case ME_NOT_IMPLEMENTED: return "Not implemented";
     case ME_MEM_ERROR: return "Memory allocation error";
     case ME_UNSUPPORTED_ACCESS_TYPE:
-        return "Unsupported access type: mlnx_hca maps CR space, it has no PCI (configuration-space gateway) semaphore";
+        return "Unsupported access type: mlnx_hca takes the configuration-space gateway's semaphore itself, per "
+               "request; there is none to clear";
     case ME_REG_ACCESS_NOT_SUPPORTED:
         return "Register access is not supported: mlnx_hca serves CR space only (no ICMD or tools HCR)";
     default: return "Unsupported by mlnx_hca";

@@ -33,6 +33,9 @@ pub const MLNX_HCA_ERR_RESOURCES: c_int = 6;
 pub const MLNX_HCA_ERR_INVALID: c_int = 7;
 /// Any other answer of the driver.
 pub const MLNX_HCA_ERR_DRIVER: c_int = 8;
+/// The device does not serve this: a map on a ConnectX-4 or later, a space
+/// its gateway does not report, a space request on a ConnectX-3 or older.
+pub const MLNX_HCA_ERR_UNSUPPORTED: c_int = 9;
 
 /// An open device (`mlnx_hca`).
 pub struct Device {
@@ -88,7 +91,10 @@ impl From<Error> for Failure {
             Error::Unaligned { .. } | Error::BadLength { .. } | Error::PastEnd { .. } | Error::OutsideWindow { .. } => {
                 MLNX_HCA_ERR_RANGE
             }
-            Error::Busy { .. } => MLNX_HCA_ERR_BUSY,
+            Error::Busy { .. } | Error::GatewayBusy { .. } => MLNX_HCA_ERR_BUSY,
+            Error::NotSupported { .. } => MLNX_HCA_ERR_UNSUPPORTED,
+            Error::PastGateway { .. } => MLNX_HCA_ERR_RANGE,
+            Error::SpaceNeedsWrite { .. } => MLNX_HCA_ERR_ACCESS,
             Error::ReadOnly => MLNX_HCA_ERR_ACCESS,
             Error::Removed => MLNX_HCA_ERR_REMOVED,
             Error::TooManyMappings => MLNX_HCA_ERR_RESOURCES,
@@ -171,19 +177,28 @@ impl crspace::Connection for SimDevice {
 #[cfg(unix)]
 pub const DEFAULT_SIM_BAR: &str = "/dev/shm/mlnx_hca-sim.bar";
 
+/// Where the simulated ConnectX-4 keeps its state by default: the file
+/// `sim-pci serve` and `crspace --sim --sim-device` use.
+#[cfg(unix)]
+pub const DEFAULT_SIM4_DEVICE: &str = "/dev/shm/mlnx_hca-sim4.dev";
+
 #[cfg(unix)]
 fn connect(device: Option<&str>, write: bool) -> Result<SharedConnection, Failure> {
     use crspace::sim::{SimOptions, SimSession};
-    let bar = match device {
-        None | Some("sim") => DEFAULT_SIM_BAR,
-        Some(name) => match name.strip_prefix("sim:") {
-            Some(path) if !path.is_empty() => path,
-            _ => {
-                return Err(Failure {
-                    status: MLNX_HCA_ERR_NO_DEVICE,
-                    message: format!("{name}: no such device (on this OS: \"sim\" or \"sim:FILE\", the simulated HCA)"),
-                })
-            }
+    let unknown = |name: &str| Failure {
+        status: MLNX_HCA_ERR_NO_DEVICE,
+        message: format!(
+            "{name}: no such device (on this OS: \"sim\" or \"sim:FILE\", the simulated ConnectX-3; \"sim4\" or \
+             \"sim4:FILE\", the simulated ConnectX-4)"
+        ),
+    };
+    let (bar, cx4) = match device {
+        None | Some("sim") => (DEFAULT_SIM_BAR, false),
+        Some("sim4") => (DEFAULT_SIM4_DEVICE, true),
+        Some(name) => match (name.strip_prefix("sim:"), name.strip_prefix("sim4:")) {
+            (Some(path), _) if !path.is_empty() => (path, false),
+            (_, Some(path)) if !path.is_empty() => (path, true),
+            _ => return Err(unknown(name)),
         },
     };
     // MLNX_HCA_SIM_WRITER=PID: another simulated process holds the write
@@ -195,7 +210,11 @@ fn connect(device: Option<&str>, write: bool) -> Result<SharedConnection, Failur
         })?),
         Err(_) => None,
     };
-    let session = SimSession::start(SimOptions { bar: Some(bar.into()), writer_pid, ..SimOptions::default() })?;
+    let options = match cx4 {
+        true => SimOptions { device: Some(bar.into()), writer_pid, ..SimOptions::default() },
+        false => SimOptions { bar: Some(bar.into()), writer_pid, ..SimOptions::default() },
+    };
+    let session = SimSession::start(options)?;
     let conn = session.connect(write);
     Ok(Arc::new(SimDevice { conn, _session: session }))
 }
@@ -549,10 +568,129 @@ pub unsafe extern "C" fn mlnx_hca_write_block(dev: *mut Device, addr: u32, value
     unsafe { mlnx_hca_window_write_block(&mut window, addr, values, count) }
 }
 
+// ---------------------------------------------------------------- the gateway (ConnectX-4 and later)
+
+/// `mlnx_hca_device`: what `FW_QUERY_DEVICE` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MlnxHcaDevice {
+    /// The PCI device id.
+    pub pci_device_id: u32,
+    /// The low 16 bits of CR space's dword at 0xF0014.
+    pub hw_id: u32,
+    /// 1: CR space is mapped (`mlnx_hca_map`); 2: through the gateway
+    /// (`mlnx_hca_space_read`/`_write`).
+    pub path: u32,
+    /// Bit n: address space n served through the gateway.
+    pub spaces: u32,
+    /// The most dwords the driver moves per request (the library splits).
+    pub max_count: u32,
+}
+
+/// `FW_QUERY_DEVICE` into `*out`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mlnx_hca_query_device(dev: *mut Device, out: *mut MlnxHcaDevice) -> c_int {
+    finish((|| {
+        // SAFETY: (caller) as documented.
+        let dev = unsafe { device(dev) }?;
+        if out.is_null() {
+            return Err(invalid("mlnx_hca_query_device: out is NULL"));
+        }
+        let info = crspace::gateway::query_device(dev.conn.as_ref())?;
+        let value = MlnxHcaDevice {
+            pci_device_id: info.pci_device_id,
+            hw_id: info.hw_id,
+            path: if info.gateway { crspace::abi::PATH_GATEWAY } else { crspace::abi::PATH_MAPPED },
+            spaces: info.spaces,
+            max_count: info.max_count,
+        };
+        // SAFETY: (caller) writable; checked non-null.
+        unsafe { out.write(value) };
+        Ok(())
+    })())
+}
+
+/// `count` dwords of address space `space` from byte `addr` on, into
+/// `values`, through the gateway.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `values` is NULL or has room for `count`
+/// dwords.
+#[no_mangle]
+pub unsafe extern "C" fn mlnx_hca_space_read(
+    dev: *mut Device,
+    space: u32,
+    addr: u32,
+    values: *mut u32,
+    count: u32,
+) -> c_int {
+    finish((|| {
+        // SAFETY: (caller) as documented.
+        let dev = unsafe { device(dev) }?;
+        if values.is_null() && count > 0 {
+            return Err(invalid("mlnx_hca_space_read: values is NULL"));
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        // SAFETY: (caller) room for `count` dwords, not aliased during the call.
+        let out = unsafe { std::slice::from_raw_parts_mut(values, count as usize) };
+        crspace::gateway::read_space(dev.conn.as_ref(), space, addr, out)?;
+        Ok(())
+    })())
+}
+
+/// Writes `count` dwords from `values` to address space `space` from byte
+/// `addr` on, through the gateway.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `values` is NULL or holds `count` dwords.
+#[no_mangle]
+pub unsafe extern "C" fn mlnx_hca_space_write(
+    dev: *mut Device,
+    space: u32,
+    addr: u32,
+    values: *const u32,
+    count: u32,
+) -> c_int {
+    finish((|| {
+        // SAFETY: (caller) as documented.
+        let dev = unsafe { device(dev) }?;
+        if values.is_null() && count > 0 {
+            return Err(invalid("mlnx_hca_space_write: values is NULL"));
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        // SAFETY: (caller) `count` dwords, alive for the call.
+        let data = unsafe { std::slice::from_raw_parts(values, count as usize) };
+        crspace::gateway::write_space(dev.conn.as_ref(), space, addr, data)?;
+        Ok(())
+    })())
+}
+
+/// Takes (`take` non-zero) or gives back the device's write lease for this
+/// handle, without mapping.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn mlnx_hca_lease(dev: *mut Device, take: c_int) -> c_int {
+    finish((|| {
+        // SAFETY: (caller) as documented.
+        let dev = unsafe { device(dev) }?;
+        crspace::gateway::lease(dev.conn.as_ref(), take != 0)?;
+        Ok(())
+    })())
+}
+
 // ---------------------------------------------------------------- messages
 
 /// The general text of each status, NUL-terminated.
-const TEXTS: [&str; 9] = [
+const TEXTS: [&str; 10] = [
     "done\0",
     "no such device, or it cannot be opened\0",
     "not allowed: a read-only handle (only administrators write), or no access to the device\0",
@@ -562,6 +700,7 @@ const TEXTS: [&str; 9] = [
     "a mapping quota is used up, or memory\0",
     "an invalid argument: a NULL pointer, a write through a read-only window, a closed handle\0",
     "the driver refused the request\0",
+    "the device does not serve this (ConnectX-4 and later are not mapped; ConnectX-3 and older have no gateway)\0",
 ];
 
 /// The general text of `status`.

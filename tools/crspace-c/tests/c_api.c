@@ -1,8 +1,10 @@
-/* c_api.c BAR-FILE: the C API of crspace (include/mlnx_hca_crspace.h) as a
- * C tool author uses it, against the simulated HCA whose CR space is
- * BAR-FILE (a fresh one). Prints one ok/FAIL line per check and
+/* c_api.c BAR-FILE DEVICE-FILE: the C API of crspace
+ * (include/mlnx_hca_crspace.h) as a C tool author uses it, against the
+ * simulated ConnectX-3 whose CR space is BAR-FILE and the simulated
+ * ConnectX-4 whose state is DEVICE-FILE (fresh ones). Prints one ok/FAIL line per check and
  * "N passed, M failed" last; exits with the number of failures. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "mlnx_hca_crspace.h"
@@ -23,12 +25,13 @@ static void refused(int got, int want, const char *text, const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: c_api BAR-FILE\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: c_api BAR-FILE DEVICE-FILE (the simulated ConnectX-3's and ConnectX-4's)\n");
         return 2;
     }
-    char name[4096];
+    char name[4096], name4[4096];
     snprintf(name, sizeof name, "sim:%s", argv[1]);
+    snprintf(name4, sizeof name4, "sim4:%s", argv[2]);
 
     mlnx_hca *ro = NULL, *rw = NULL, *other = NULL;
     mlnx_hca_window *w = NULL, *ww = NULL;
@@ -105,8 +108,68 @@ int main(int argc, char **argv) {
 
     check(mlnx_hca_unmap(w) == MLNX_HCA_OK, "unmap the read-only window");
     check(mlnx_hca_query(ro, &info) == MLNX_HCA_OK && info.mapping_count == 0, "query: nothing left");
+
+    /* The ConnectX-3 says it is mapped, and has no gateway. */
+    mlnx_hca_device d;
+    check(mlnx_hca_query_device(ro, &d) == MLNX_HCA_OK && d.path == 1 && d.pci_device_id == 0x1003 &&
+              d.hw_id == 0x1F5 && d.spaces == 0,
+          "query_device: a ConnectX-3, mapped");
+    refused(mlnx_hca_space_read(ro, 2, 0xF0014, &v, 1), MLNX_HCA_ERR_UNSUPPORTED, "mapped",
+            "a space read on a ConnectX-3");
     mlnx_hca_close(ro);
     mlnx_hca_close(rw);
+
+    /* The ConnectX-4: CR space and the other spaces through the gateway. */
+    mlnx_hca *ro4 = NULL, *rw4 = NULL, *rw4b = NULL;
+    check(mlnx_hca_open(name4, 0, &ro4) == MLNX_HCA_OK && mlnx_hca_open(name4, 1, &rw4) == MLNX_HCA_OK &&
+              mlnx_hca_open(name4, 1, &rw4b) == MLNX_HCA_OK,
+          "open the simulated ConnectX-4 three times");
+    check(mlnx_hca_query_device(ro4, &d) == MLNX_HCA_OK && d.path == 2 && d.pci_device_id == 0x1013 &&
+              d.hw_id == 0x209 && (d.spaces & (1u << 2)) && (d.spaces & (1u << 0xA)) && d.max_count == 64,
+          "query_device: a ConnectX-4, through its gateway");
+    check(mlnx_hca_space_read(ro4, 2, 0xF0014, &v, 1) == MLNX_HCA_OK && v == 0x209, "its id through the gateway");
+    uint32_t out[100], back[100];
+    for (int i = 0; i < 100; i++) out[i] = 0xC0DE0000u + (uint32_t)i;
+    check(mlnx_hca_space_write(rw4, 2, 0x4000, out, 100) == MLNX_HCA_OK, "write 100 dwords (two requests)");
+    check(mlnx_hca_space_read(ro4, 2, 0x4000, back, 100) == MLNX_HCA_OK && memcmp(out, back, sizeof out) == 0,
+          "another handle reads them back, unswapped");
+    refused(mlnx_hca_map(ro4, 0, 4, 0, &w), MLNX_HCA_ERR_UNSUPPORTED, "never mapped", "a map on a ConnectX-4");
+    refused(mlnx_hca_space_read(ro4, 0xA, 0, &v, 1), MLNX_HCA_ERR_ACCESS, "only administrators",
+            "a read-only device reading the semaphore space");
+    refused(mlnx_hca_space_write(ro4, 2, 0x4000, out, 1), MLNX_HCA_ERR_ACCESS, "Administrator",
+            "a write through a read-only device");
+    refused(mlnx_hca_space_read(ro4, 5, 0, &v, 1), MLNX_HCA_ERR_UNSUPPORTED, "does not serve",
+            "a space the gateway does not report");
+    refused(mlnx_hca_space_read(ro4, 2, 2, &v, 1), MLNX_HCA_ERR_RANGE, "aligned", "an unaligned address");
+    refused(mlnx_hca_space_read(ro4, 2, 0x3FFFFFFC, back, 2), MLNX_HCA_ERR_RANGE, "1 GiB",
+            "past the gateway's addresses");
+    refused(mlnx_hca_space_read(ro4, 2, 0, NULL, 1), MLNX_HCA_ERR_INVALID, "NULL", "into a NULL buffer");
+    check(mlnx_hca_lease(rw4, 1) == MLNX_HCA_OK && mlnx_hca_query(rw4, &info) == MLNX_HCA_OK &&
+              info.writer_pid == (uint32_t)getpid(),
+          "take the write lease: the query names this process");
+    check(mlnx_hca_space_write(rw4, 2, 0x4000, out, 1) == MLNX_HCA_OK, "the holder writes");
+    check(mlnx_hca_lease(rw4, 0) == MLNX_HCA_OK && mlnx_hca_query(rw4, &info) == MLNX_HCA_OK && info.writer_pid == 0,
+          "give it back");
+    /* Another process holding the lease (each simulated device is its own
+     * copy of the driver: MLNX_HCA_SIM_WRITER plays the other holder). */
+    mlnx_hca *held = NULL;
+    setenv("MLNX_HCA_SIM_WRITER", "4242", 1);
+    check(mlnx_hca_open(name4, 1, &held) == MLNX_HCA_OK, "open while process 4242 holds the lease");
+    unsetenv("MLNX_HCA_SIM_WRITER");
+    refused(mlnx_hca_space_write(held, 2, 0x4000, out, 1), MLNX_HCA_ERR_BUSY, "process 4242 holds the write lease",
+            "a write while another holds it");
+    refused(mlnx_hca_lease(held, 1), MLNX_HCA_ERR_BUSY, "process 4242 holds the write lease", "or a take");
+    check(mlnx_hca_space_read(held, 2, 0x4000, &v, 1) == MLNX_HCA_OK && v == out[0], "reads go on");
+    mlnx_hca_close(held);
+    uint32_t me = 0x4242;
+    check(mlnx_hca_space_write(rw4b, 0xA, 0x20, &me, 1) == MLNX_HCA_OK &&
+              mlnx_hca_space_read(rw4, 0xA, 0x20, &v, 1) == MLNX_HCA_OK && v == 0x4242,
+          "a tool lock taken");
+    mlnx_hca_close(rw4b);
+    check(mlnx_hca_space_read(rw4, 0xA, 0x20, &v, 1) == MLNX_HCA_OK && v == 0, "and given back when its device closes");
+    check(strstr(mlnx_hca_strerror(MLNX_HCA_ERR_UNSUPPORTED), "does not serve") != NULL, "strerror(UNSUPPORTED)");
+    mlnx_hca_close(ro4);
+    mlnx_hca_close(rw4);
     printf("%d passed, %d failed\n", passed, failed);
     return failed;
 }

@@ -34,9 +34,12 @@ fn the_header_numbers_are_the_librarys() {
         ("MLNX_HCA_ERR_RESOURCES", MLNX_HCA_ERR_RESOURCES),
         ("MLNX_HCA_ERR_INVALID", MLNX_HCA_ERR_INVALID),
         ("MLNX_HCA_ERR_DRIVER", MLNX_HCA_ERR_DRIVER),
+        ("MLNX_HCA_ERR_UNSUPPORTED", MLNX_HCA_ERR_UNSUPPORTED),
     ] {
         assert_eq!(define(name), value, "{name}");
     }
     assert!(header.contains("} mlnx_hca_info;"), "mlnx_hca_info");
     assert_eq!(std::mem::size_of::<MlnxHcaInfo>(), 20, "mlnx_hca_info is five uint32_t");
+    assert!(header.contains("} mlnx_hca_device;"), "mlnx_hca_device");
+    assert_eq!(std::mem::size_of::<MlnxHcaDevice>(), 20, "mlnx_hca_device is five uint32_t");
 }

@@ -71,6 +71,44 @@ pub enum Error {
     /// `STATUS_FILE_CLOSED`).
     #[error("the device handle is closed")]
     HandleClosed,
+    /// A request of the other path (`STATUS_NOT_SUPPORTED`): a map on a
+    /// ConnectX-4 or later, whose CR space is behind the configuration-space
+    /// gateway; a block request on a ConnectX-3 or older, whose CR space is
+    /// mapped; or an address space the gateway does not serve.
+    #[error("{request}: {}", not_supported(request))]
+    NotSupported {
+        /// The request, by its contract name.
+        request: &'static str,
+    },
+    /// A read of an address space whose reads have effects (ICMD, the
+    /// semaphores) on a handle not opened for write (`STATUS_ACCESS_DENIED`).
+    #[error("reading address space {space:#x} has effects on the device: only administrators may (open the device for write, run as Administrator)")]
+    SpaceNeedsWrite {
+        /// The space.
+        space: u32,
+    },
+    /// A gateway transfer past the gateway's 30-bit addresses. Found before
+    /// anything is sent.
+    #[error("{offset:#x}..{end:#x} reaches past the gateway's addresses (1 GiB)")]
+    PastGateway {
+        /// The first byte.
+        offset: u64,
+        /// One past the last byte.
+        end: u64,
+    },
+    /// The gateway's semaphore stayed taken (`STATUS_IO_TIMEOUT`): the
+    /// firmware or another tool held it for the driver's whole wait.
+    #[error("{request}: the configuration-space gateway stayed busy for 2 s (the firmware or another tool holds its semaphore); retry")]
+    GatewayBusy {
+        /// The request, by its contract name.
+        request: &'static str,
+    },
+    /// The gateway did not complete a transfer (`STATUS_IO_DEVICE_ERROR`).
+    #[error("{request}: the configuration-space gateway did not complete the transfer: the HCA may need a reset")]
+    GatewayFailed {
+        /// The request, by its contract name.
+        request: &'static str,
+    },
     /// Any other status from the driver, with the request it answered.
     #[error("{request} failed: {}", StatusText(*status))]
     Driver {
@@ -128,6 +166,9 @@ impl Error {
             Status::INSUFFICIENT_RESOURCES => Error::TooManyMappings,
             Status::INVALID_HANDLE | Status::FILE_CLOSED => Error::HandleClosed,
             Status::DEVICE_BUSY => Error::Busy { writer_pid: 0 },
+            Status::NOT_SUPPORTED => Error::NotSupported { request },
+            Status::IO_TIMEOUT => Error::GatewayBusy { request },
+            Status::IO_DEVICE_ERROR => Error::GatewayFailed { request },
             status => Error::Driver { request, status },
         }
     }
@@ -158,6 +199,17 @@ impl fmt::Display for StatusText {
             }
             None => write!(f, "{}", self.0),
         }
+    }
+}
+
+/// Why a request of one path was refused, by the request.
+fn not_supported(request: &str) -> &'static str {
+    if request.starts_with("FW_MAP") || request.starts_with("FW_UNMAP") {
+        "this HCA's CR space is behind the configuration-space gateway (ConnectX-4 and later): it is read and \
+         written in blocks, never mapped"
+    } else {
+        "the device does not serve this address space through the gateway (ConnectX-3 and older have no gateway: \
+         their CR space is mapped)"
     }
 }
 

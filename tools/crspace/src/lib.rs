@@ -61,6 +61,7 @@ mod connection;
 mod device;
 mod error;
 mod field;
+pub mod gateway;
 mod mapping;
 mod number;
 mod watch;
@@ -76,10 +77,11 @@ pub use connection::{Connection, Info};
 pub use device::{DeviceId, DEVICE_ID_OFFSET};
 pub use error::{Bytes, Error, Result};
 pub use field::{BitField, CrAddress};
+pub use gateway::DeviceInfo;
 pub use mapping::{explain_map_failure, AccessMode, Mapping, ReadOnly, ReadWrite, SharedConnection};
 pub use number::{parse_u32, parse_u64};
 pub use status::Status;
-pub use watch::{watch, WatchOptions};
+pub use watch::{watch, watch_with, WatchOptions};
 
 /// The device the Windows backend opens unless told otherwise: the symbolic
 /// link the driver creates for its first HCA.

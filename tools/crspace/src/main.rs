@@ -2,6 +2,8 @@
 //! habits of mstflint's `mcra` and `mstdump`. See `tools/crspace/README.md`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use crspace::abi::space;
+use crspace::gateway::{self, DeviceInfo};
 use crspace::{Bytes, Connection, CrAddress, DeviceId, Error, Mapping, WatchOptions, DEVICE_ID_OFFSET};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -15,8 +17,9 @@ use std::time::Duration;
 #[command(name = "crspace", version, max_term_width = 100)]
 #[command(after_help = "Numbers are hex (0xf0014) or decimal (983060). Addresses are CR-space byte offsets \
 and must be dword aligned; `read` and `write` also take a bit field, ADDR.BIT:LEN (0xf0014.0:16). Values are \
-the device's (CR space is big-endian; crspace swaps). Errors go to stderr; the exit code is 0 on success, 1 on \
-an error, 2 on a usage error.")]
+the device's (CR space is big-endian; crspace swaps). On a ConnectX-3 and older CR space is mapped; on a \
+ConnectX-4 and later it is read and written through the configuration-space gateway, whose other address \
+spaces --space names. Errors go to stderr; the exit code is 0 on success, 1 on an error, 2 on a usage error.")]
 struct Cli {
     #[command(flatten)]
     target: Target,
@@ -32,6 +35,18 @@ struct Target {
     /// every run, unless --sim-state.
     #[arg(long, global = true)]
     sim: bool,
+
+    /// The address space of the gateway (ConnectX-4 and later): 2 CR space
+    /// (the default), 6 CR space read without side effects, 1 and 3 ICMD,
+    /// 0xa the semaphores (tool locks). `info` lists the device's.
+    #[arg(long, global = true, value_name = "N", value_parser = crspace::parse_u32)]
+    space: Option<u32>,
+
+    /// The simulated HCA is a ConnectX-4 (PCI 15b3:1013, CR space behind
+    /// the gateway) whose state is FILE, shared live with `sim-pci serve
+    /// --device FILE` and other runs: created at power-on if missing.
+    #[arg(long, global = true, value_name = "FILE", conflicts_with_all = ["sim_state", "sim_bar"])]
+    sim_device: Option<PathBuf>,
 
     /// The device to open (Windows) [default: \\.\mlnx_hca0]
     #[arg(long, global = true, value_name = "PATH", conflicts_with = "sim")]
@@ -74,6 +89,7 @@ impl Target {
         [
             (self.sim_state.is_some(), "--sim-state"),
             (self.sim_bar.is_some(), "--sim-bar"),
+            (self.sim_device.is_some(), "--sim-device"),
             (self.sim_writer.is_some(), "--sim-writer"),
             (self.sim_access.is_some(), "--sim-access"),
             (self.sim_removed, "--sim-removed"),
@@ -208,7 +224,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), CliError> {
-    let write = cli.command.writes();
+    // A write, or a read of a space whose reads have effects (ICMD, the
+    // semaphores), which the driver serves on a handle opened for write.
+    let write = cli.command.writes() || cli.target.space.is_some_and(|n| !space::readable_by_any(n));
     if cli.target.sim {
         return run_sim(cli, write);
     }
@@ -222,6 +240,7 @@ fn run_sim(cli: &Cli, write: bool) -> Result<(), CliError> {
     let options = SimOptions {
         state: target.sim_state.clone(),
         bar: target.sim_bar.clone(),
+        device: target.sim_device.clone(),
         writer_pid: target.sim_writer,
         max_access: match target.sim_access {
             Some(SimAccessArg::Read) => SimAccess::Read,
@@ -231,13 +250,21 @@ fn run_sim(cli: &Cli, write: bool) -> Result<(), CliError> {
     };
     let session = SimSession::start(options)?;
     let conn = session.connect(write);
-    let device = format!(
-        "simulated HCA (--sim{}): PCI {:04x}:{:04x}",
-        target.sim_bar.as_ref().map(|p| format!(" --sim-bar {}", p.display())).unwrap_or_default(),
-        crspace::sim::SIM_PCI_VENDOR_ID,
-        crspace::sim::SIM_PCI_DEVICE_ID
-    );
-    let result = execute(&cli.command, &conn, &device);
+    let device = match &target.sim_device {
+        Some(path) => format!(
+            "simulated ConnectX-4 (--sim --sim-device {}): PCI {:04x}:{:04x}",
+            path.display(),
+            crspace::sim::SIM_PCI_VENDOR_ID,
+            crspace::sim::SIM4_PCI_DEVICE_ID
+        ),
+        None => format!(
+            "simulated HCA (--sim{}): PCI {:04x}:{:04x}",
+            target.sim_bar.as_ref().map(|p| format!(" --sim-bar {}", p.display())).unwrap_or_default(),
+            crspace::sim::SIM_PCI_VENDOR_ID,
+            crspace::sim::SIM_PCI_DEVICE_ID
+        ),
+    };
+    let result = execute(&cli.command, &conn, &device, target.space);
     drop(conn);
     result?;
     if write {
@@ -255,7 +282,7 @@ fn run_sim(_: &Cli, _: bool) -> Result<(), CliError> {
 fn run_device(cli: &Cli, write: bool) -> Result<(), CliError> {
     let path = cli.target.device.as_deref().unwrap_or(crspace::DEFAULT_DEVICE);
     let handle = crspace::windows::DeviceHandle::open(path, write)?;
-    execute(&cli.command, &handle, path)
+    execute(&cli.command, &handle, path, cli.target.space)
 }
 
 #[cfg(not(windows))]
@@ -263,24 +290,112 @@ fn run_device(_: &Cli, _: bool) -> Result<(), CliError> {
     Err(CliError::NoDevice)
 }
 
-fn execute(command: &Command, conn: &dyn Connection, device: &str) -> Result<(), CliError> {
+fn execute(command: &Command, conn: &dyn Connection, device: &str, space: Option<u32>) -> Result<(), CliError> {
+    // Which path the device takes: a mapped BAR 0, or the gateway's blocks
+    // in a space it serves.
+    let gateway = gateway_of(conn)?;
+    let space = match (&gateway, space) {
+        (Some(info), Some(n)) if !info.supports(n) => {
+            return Err(CliError::Usage(format!(
+                "--space {n:#x}: this device serves spaces {} through its gateway",
+                space_list(info)
+            )))
+        }
+        (None, Some(n)) if n != space::CR => {
+            return Err(CliError::Usage(format!(
+                "--space {n:#x}: this HCA (ConnectX-3 or older) maps CR space and has no other address spaces"
+            )))
+        }
+        (_, n) => n.unwrap_or(space::CR),
+    };
+    let via = gateway.map(|_| space);
     match *command {
-        Command::Read { addr, count, value } => read(conn, addr, count, value),
-        Command::Write { addr, value } => write(conn, addr, value),
-        Command::Dump { start, len, ref output } => dump(conn, start, len, output.as_ref()),
-        Command::Info => info(conn, device),
+        Command::Read { addr, count, value } => read(conn, via, addr, count, value),
+        Command::Write { addr, value } => write(conn, via, addr, value),
+        Command::Dump { start, len, ref output } => dump(conn, via, start, len, output.as_ref()),
+        Command::Info => info(conn, device, gateway.as_ref()),
         Command::Watch { addr, interval, count, changes } => {
             let options = WatchOptions { interval: Duration::from_millis(interval), count, changes_only: changes };
-            watch(conn, addr, &options)
+            watch(conn, via, addr, &options)
         }
     }
 }
 
-fn read(conn: &dyn Connection, addr: CrAddress, count: Option<u64>, value_only: bool) -> Result<(), CliError> {
+/// The device's gateway, or `None` for a device whose CR space is mapped
+/// (also a driver that predates `FW_QUERY_DEVICE`).
+fn gateway_of(conn: &dyn Connection) -> Result<Option<DeviceInfo>, CliError> {
+    match gateway::query_device(conn) {
+        Ok(info) => Ok(info.gateway.then_some(info)),
+        Err(Error::Driver { status, .. }) if status == crspace::Status::INVALID_DEVICE_REQUEST => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// "0x1 ICMD (extended), 0x2 CR space, ...".
+fn space_list(info: &DeviceInfo) -> String {
+    info.space_list().map(|n| format!("{n:#x} {}", gateway::space_name(n))).collect::<Vec<_>>().join(", ")
+}
+
+/// `count` dwords from `start` of a gateway space, `out` called with each
+/// block of values in turn (at most 1024 dwords at a time).
+fn for_each_block(
+    conn: &dyn Connection,
+    space: u32,
+    start: u32,
+    count: u64,
+    mut out: impl FnMut(u32, &[u32]) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    if start % 4 != 0 {
+        return Err(Error::Unaligned { offset: start.into() }.into());
+    }
+    let end = u64::from(start) + 4 * count;
+    if end > 1 << 30 {
+        return Err(Error::PastGateway { offset: start.into(), end }.into());
+    }
+    let mut block = vec![0u32; 1024];
+    let mut at = start;
+    let mut left = count;
+    while left > 0 {
+        // CAST: at most 1024.
+        let n = left.min(1024) as usize;
+        gateway::read_space(conn, space, at, &mut block[..n])?;
+        out(at, &block[..n])?;
+        // CAST: inside the gateway's 30 bits (checked above).
+        at += 4 * n as u32;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+fn read(
+    conn: &dyn Connection,
+    via: Option<u32>,
+    addr: CrAddress,
+    count: Option<u64>,
+    value_only: bool,
+) -> Result<(), CliError> {
     if !addr.field.is_whole() && count.is_some() {
         return Err(CliError::Usage(format!("a bit field ({addr}) reads one dword: drop COUNT")));
     }
     let count = count.unwrap_or(1);
+    if let Some(space) = via {
+        let mut out = BufWriter::new(io::stdout().lock());
+        for_each_block(conn, space, addr.offset, count, |at, values| {
+            for (i, &dword) in values.iter().enumerate() {
+                let value = addr.field.extract(dword);
+                // CAST: i < 1024.
+                let offset = at + 4 * i as u32;
+                if value_only {
+                    writeln!(out, "{value:#010x}")?;
+                } else {
+                    writeln!(out, "{} {value:#010x}", CrAddress { offset, field: addr.field })?;
+                }
+            }
+            Ok(())
+        })?;
+        out.flush()?;
+        return Ok(());
+    }
     // A count whose bytes overflow reaches past the end like any too large one
     // (the largest multiple of 4, not a length that only looks unaligned).
     let size = window_size(conn, addr.offset, count.checked_mul(4).unwrap_or(u64::MAX - 3))?;
@@ -298,9 +413,27 @@ fn read(conn: &dyn Connection, addr: CrAddress, count: Option<u64>, value_only: 
     Ok(())
 }
 
-fn write(conn: &dyn Connection, addr: CrAddress, value: u32) -> Result<(), CliError> {
+fn write(conn: &dyn Connection, via: Option<u32>, addr: CrAddress, value: u32) -> Result<(), CliError> {
     // Checked before the device is touched: a value too wide for its field.
     addr.field.insert(0, value).map_err(CliError::Usage)?;
+    if let Some(space) = via {
+        // The write lease for the read-modify-write, as a read-write
+        // mapping holds it: no other tool writes in between.
+        gateway::lease(conn, true)?;
+        let result = (|| -> Result<(), CliError> {
+            let mut dword = [value];
+            if !addr.field.is_whole() {
+                gateway::read_space(conn, space, addr.offset, &mut dword)?;
+                dword[0] = addr.field.insert(dword[0], value).map_err(CliError::Usage)?;
+            }
+            gateway::write_space(conn, space, addr.offset, &dword)?;
+            Ok(())
+        })();
+        let given_back = gateway::lease(conn, false);
+        result?;
+        given_back?;
+        return Ok(());
+    }
     let mapping = Mapping::read_write(conn, addr.offset, 4)?;
     let dword = if addr.field.is_whole() { value } else { mapping.read(addr.offset)? };
     mapping.write(addr.offset, addr.field.insert(dword, value).map_err(CliError::Usage)?)?;
@@ -309,7 +442,28 @@ fn write(conn: &dyn Connection, addr: CrAddress, value: u32) -> Result<(), CliEr
     Ok(())
 }
 
-fn dump(conn: &dyn Connection, start: u32, len: u64, output: Option<&PathBuf>) -> Result<(), CliError> {
+fn dump(
+    conn: &dyn Connection,
+    via: Option<u32>,
+    start: u32,
+    len: u64,
+    output: Option<&PathBuf>,
+) -> Result<(), CliError> {
+    if let Some(space) = via {
+        if len == 0 || len % 4 != 0 {
+            return Err(Error::BadLength { len }.into());
+        }
+        let mut sink = open_output(output)?;
+        for_each_block(conn, space, start, len / 4, |at, values| {
+            for (i, value) in values.iter().enumerate() {
+                // CAST: i < 1024.
+                writeln!(sink, "{:#010x} {value:#010x}", at + 4 * i as u32).map_err(|e| output_error(output, e))?;
+            }
+            Ok(())
+        })?;
+        sink.flush().map_err(|e| output_error(output, e))?;
+        return Ok(());
+    }
     let size = window_size(conn, start, len)?;
     let mapping = Mapping::read_only(conn, start, size)?;
     let progress = (io::stderr().is_terminal() && u64::from(size) >= PROGRESS_MIN_BYTES).then(|| {
@@ -320,19 +474,8 @@ fn dump(conn: &dyn Connection, start: u32, len: u64, output: Option<&PathBuf>) -
         );
         bar
     });
-    let mut sink: Box<dyn Write> = match output {
-        Some(path) => {
-            let file = std::fs::File::create(path).map_err(|source| Error::File { path: path.clone(), source })?;
-            Box::new(BufWriter::new(file))
-        }
-        None => Box::new(BufWriter::new(io::stdout().lock())),
-    };
-    let file_error = |source: io::Error| -> CliError {
-        match output {
-            Some(path) => Error::File { path: path.clone(), source }.into(),
-            None => source.into(),
-        }
-    };
+    let mut sink = open_output(output)?;
+    let file_error = |source: io::Error| output_error(output, source);
     for (index, offset) in dword_offsets(start, size).enumerate() {
         writeln!(sink, "{offset:#010x} {:#010x}", mapping.read(offset)?).map_err(file_error)?;
         if let Some(bar) = &progress {
@@ -348,9 +491,36 @@ fn dump(conn: &dyn Connection, start: u32, len: u64, output: Option<&PathBuf>) -
     Ok(())
 }
 
-fn info(conn: &dyn Connection, device: &str) -> Result<(), CliError> {
+/// The dump's sink: FILE, or stdout.
+fn open_output(output: Option<&PathBuf>) -> Result<Box<dyn Write>, CliError> {
+    Ok(match output {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|source| Error::File { path: path.clone(), source })?;
+            Box::new(BufWriter::new(file))
+        }
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    })
+}
+
+/// A failed write of the dump, named by its file.
+fn output_error(output: Option<&PathBuf>, source: io::Error) -> CliError {
+    match output {
+        Some(path) => Error::File { path: path.clone(), source }.into(),
+        None => source.into(),
+    }
+}
+
+fn info(conn: &dyn Connection, device: &str, gateway: Option<&DeviceInfo>) -> Result<(), CliError> {
     let info = conn.query()?;
-    let id = DeviceId::from_dword(Mapping::read_only(conn, DEVICE_ID_OFFSET, 4)?.read(DEVICE_ID_OFFSET)?);
+    let dword = match gateway {
+        Some(_) => {
+            let mut dword = [0];
+            gateway::read_space(conn, space::CR, DEVICE_ID_OFFSET, &mut dword)?;
+            dword[0]
+        }
+        None => Mapping::read_only(conn, DEVICE_ID_OFFSET, 4)?.read(DEVICE_ID_OFFSET)?,
+    };
+    let id = DeviceId::from_dword(dword);
     let lease = match info.writer_pid {
         0 => "none".to_string(),
         pid => format!("held by process {pid}"),
@@ -358,7 +528,14 @@ fn info(conn: &dyn Connection, device: &str) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     writeln!(out, "device            {device}")?;
     writeln!(out, "hardware id       {id}")?;
-    writeln!(out, "BAR 0 (CR space)  {} ({:#010x})", Bytes(info.bar0_size), info.bar0_size)?;
+    match gateway {
+        Some(g) => {
+            writeln!(out, "CR space          through the configuration-space gateway (BAR 0 is not CR space)")?;
+            writeln!(out, "address spaces    {}", space_list(g))?;
+            writeln!(out, "BAR 0             {} ({:#010x}), never mapped", Bytes(info.bar0_size), info.bar0_size)?;
+        }
+        None => writeln!(out, "BAR 0 (CR space)  {} ({:#010x})", Bytes(info.bar0_size), info.bar0_size)?,
+    }
     writeln!(out, "BAR 1 (UAR)       {} ({:#010x})", Bytes(info.bar1_size), info.bar1_size)?;
     writeln!(out, "BAR 2 (DDR)       {} ({:#010x})", Bytes(info.bar2_size), info.bar2_size)?;
     writeln!(out, "write lease       {lease}")?;
@@ -366,9 +543,20 @@ fn info(conn: &dyn Connection, device: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-fn watch(conn: &dyn Connection, addr: u32, options: &WatchOptions) -> Result<(), CliError> {
-    let mapping = Mapping::read_only(conn, addr, 4)?;
+fn watch(conn: &dyn Connection, via: Option<u32>, addr: u32, options: &WatchOptions) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
+    if let Some(space) = via {
+        let read = || {
+            let mut dword = [0];
+            gateway::read_space(conn, space, addr, &mut dword).map(|()| dword[0])
+        };
+        return crspace::watch_with(read, options, |value| -> Result<(), CliError> {
+            writeln!(out, "{addr:#010x} {value:#010x}")?;
+            out.flush()?;
+            Ok(())
+        });
+    }
+    let mapping = Mapping::read_only(conn, addr, 4)?;
     crspace::watch(&mapping, addr, options, |value| -> Result<(), CliError> {
         writeln!(out, "{addr:#010x} {value:#010x}")?;
         out.flush()?;

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use mlnx_hca::core::Config;
 pub use mlnx_hca::sim::{
-    SimAccess, SimHandle, SimHca, SIM_BAR0_SIZE, SIM_BAR1_SIZE, SIM_BAR2_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET,
-    SIM_PCI_DEVICE_ID, SIM_PCI_VENDOR_ID,
+    SimAccess, SimHandle, SimHca, SimModel, SIM4_DEVICE_ID, SIM4_PCI_DEVICE_ID, SIM_BAR0_SIZE, SIM_BAR1_SIZE,
+    SIM_BAR2_SIZE, SIM_DEVICE_ID, SIM_DEVICE_ID_OFFSET, SIM_PCI_DEVICE_ID, SIM_PCI_VENDOR_ID,
 };
 
 /// An open handle on a simulated HCA, as one simulated process.
@@ -68,8 +68,14 @@ pub struct SimOptions {
     /// `tools/sim-pci`): see [`SimHca::with_bar_file`]. Exclusive of
     /// `state`.
     pub bar: Option<PathBuf>,
+    /// The simulated ConnectX-4 instead, whose whole state (configuration
+    /// space, the gateway, every address space) is this file, shared live
+    /// with every other process that uses it (`sim-pci serve --device`): see
+    /// [`SimHca::with_device_file`]. Exclusive of `state` and `bar`.
+    pub device: Option<PathBuf>,
     /// Another simulated process with this pid holds the write lease for the
-    /// whole session (it maps a dword read-write at offset 0).
+    /// whole session (it maps a dword read-write at offset 0; on the
+    /// ConnectX-4 it takes the lease with `FW_LEASE_CRSPACE`).
     pub writer_pid: Option<u32>,
     /// The most the tool's handle is granted: [`SimAccess::Read`] plays a
     /// user who is not an administrator, whose handle can only read.
@@ -80,7 +86,14 @@ pub struct SimOptions {
 
 impl Default for SimOptions {
     fn default() -> Self {
-        SimOptions { state: None, bar: None, writer_pid: None, max_access: SimAccess::ReadWrite, removed: false }
+        SimOptions {
+            state: None,
+            bar: None,
+            device: None,
+            writer_pid: None,
+            max_access: SimAccess::ReadWrite,
+            removed: false,
+        }
     }
 }
 
@@ -100,10 +113,12 @@ impl SimSession {
     /// A started simulated HCA with `options` applied: CR space loaded, the
     /// other writer holding the lease.
     pub fn start(options: SimOptions) -> Result<SimSession> {
-        let hca = match &options.bar {
-            Some(path) => SimHca::with_bar_file(path, Config::DEFAULT)
+        let hca = match (&options.device, &options.bar) {
+            (Some(path), _) => SimHca::with_device_file(path, Config::DEFAULT)
                 .map_err(|source| Error::File { path: path.clone(), source })?,
-            None => SimHca::new(),
+            (None, Some(path)) => SimHca::with_bar_file(path, Config::DEFAULT)
+                .map_err(|source| Error::File { path: path.clone(), source })?,
+            (None, None) => SimHca::new(),
         };
         if let Some(path) = &options.state {
             load_state(&hca, path)?;
@@ -203,6 +218,12 @@ fn load_state(hca: &SimHca, path: &Path) -> Result<()> {
 /// write lease until its handle closes.
 fn take_lease(hca: &SimHca, pid: u32) -> Result<SimHandle> {
     let handle = hca.open(pid, SimAccess::ReadWrite);
+    if hca.model() == SimModel::ConnectX4 {
+        handle
+            .ioctl(crate::abi::FW_LEASE_CRSPACE, &1u32.to_le_bytes(), &mut [])
+            .map_err(|status| Error::from_status("FW_LEASE_CRSPACE", Status::from_raw(status)))?;
+        return Ok(handle);
+    }
     let map = MapCrSpaceIn { bar_num: 0, offset: 0, size: 4 };
     handle
         .ioctl(FW_MAP_CRSPACE_RW, &map.to_bytes(), &mut [0u8; 8])

@@ -27,6 +27,16 @@ pub fn watch<A: AccessMode, E: From<Error>>(
     mapping: &Mapping<'_, A>,
     offset: u32,
     options: &WatchOptions,
+    emit: impl FnMut(u32) -> Result<(), E>,
+) -> Result<(), E> {
+    watch_with(|| mapping.read(offset), options, emit)
+}
+
+/// [`watch`] with the sample taken by `read` (a gateway read, a register
+/// of a tool's own).
+pub fn watch_with<E: From<Error>>(
+    mut read: impl FnMut() -> Result<u32, Error>,
+    options: &WatchOptions,
     mut emit: impl FnMut(u32) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut last = None;
@@ -35,7 +45,7 @@ pub fn watch<A: AccessMode, E: From<Error>>(
         if taken > 0 {
             std::thread::sleep(options.interval);
         }
-        let value = mapping.read(offset)?;
+        let value = read()?;
         taken += 1;
         if !options.changes_only || last != Some(value) {
             emit(value)?;

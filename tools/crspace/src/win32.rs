@@ -4,7 +4,8 @@
 //! into a Win32 error with `RtlNtStatusToDosError` and `GetLastError` hands
 //! that out. [`NTSTATUS_TO_WIN32`] is that function's table for every status
 //! the contract names (checked against the published mapping, Microsoft KB
-//! 113996, as Wine's `dlls/ntdll/error.c` reproduces it). Three Win32 errors
+//! 113996, as Wine's `dlls/ntdll/error.c` reproduces it; the gateway's three
+//! under Wine by tests/wine/client.c). Three Win32 errors
 //! stand for two statuses each; [`status_from_win32`] tells them apart from
 //! the request itself, which is exact because of the contract's order of
 //! checks. Plain Rust, so the mapping is tested on every OS.
@@ -28,9 +29,15 @@ pub const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
 pub const ERROR_BUSY: u32 = 170;
 /// `ERROR_NO_SYSTEM_RESOURCES`.
 pub const ERROR_NO_SYSTEM_RESOURCES: u32 = 1450;
+/// `ERROR_NOT_SUPPORTED`.
+pub const ERROR_NOT_SUPPORTED: u32 = 50;
+/// `ERROR_SEM_TIMEOUT`.
+pub const ERROR_SEM_TIMEOUT: u32 = 121;
+/// `ERROR_IO_DEVICE`.
+pub const ERROR_IO_DEVICE: u32 = 1117;
 
 /// `RtlNtStatusToDosError` for each failure status of the contract.
-pub const NTSTATUS_TO_WIN32: [(Status, u32); 10] = [
+pub const NTSTATUS_TO_WIN32: [(Status, u32); 13] = [
     (Status::NOT_IMPLEMENTED, ERROR_INVALID_FUNCTION),
     (Status::INVALID_HANDLE, ERROR_INVALID_HANDLE),
     (Status::INVALID_PARAMETER, ERROR_INVALID_PARAMETER),
@@ -42,6 +49,9 @@ pub const NTSTATUS_TO_WIN32: [(Status, u32); 10] = [
     (Status::FILE_CLOSED, ERROR_INVALID_HANDLE),
     // A warning-class status, but not NT_SUCCESS: DeviceIoControl fails.
     (Status::DEVICE_BUSY, ERROR_BUSY),
+    (Status::NOT_SUPPORTED, ERROR_NOT_SUPPORTED),
+    (Status::IO_TIMEOUT, ERROR_SEM_TIMEOUT),
+    (Status::IO_DEVICE_ERROR, ERROR_IO_DEVICE),
 ];
 
 /// `FACILITY_NTWIN32` statuses (`0xC007xxxx`) carry a Win32 error that is not
@@ -73,6 +83,9 @@ pub fn status_from_win32(error: u32, code: u32, input: &[u8], handle_writable: b
         ERROR_INSUFFICIENT_BUFFER => Status::BUFFER_TOO_SMALL,
         ERROR_NO_SYSTEM_RESOURCES => Status::INSUFFICIENT_RESOURCES,
         ERROR_BUSY => Status::DEVICE_BUSY,
+        ERROR_NOT_SUPPORTED => Status::NOT_SUPPORTED,
+        ERROR_SEM_TIMEOUT => Status::IO_TIMEOUT,
+        ERROR_IO_DEVICE => Status::IO_DEVICE_ERROR,
         // CAST: NTSTATUS is the same 32 bits, signed.
         other => Status::from_raw((NTWIN32_BASE | (other & 0xFFFF)) as i32),
     }
@@ -118,6 +131,9 @@ mod tests {
             Status::INSUFFICIENT_RESOURCES,
             Status::FILE_CLOSED,
             Status::DEVICE_BUSY,
+            Status::NOT_SUPPORTED,
+            Status::IO_TIMEOUT,
+            Status::IO_DEVICE_ERROR,
         ] {
             assert!(NTSTATUS_TO_WIN32.iter().any(|(s, _)| *s == status), "{status:?}");
             assert!(!status.is_success(), "{status:?} makes DeviceIoControl fail");
@@ -128,7 +144,8 @@ mod tests {
     /// driver would answer it in, comes back as itself.
     #[test]
     fn round_trip_in_context() {
-        let cases: [(Status, u32, &[u8], bool); 10] = [
+        let block = crate::abi::BlockIn { space: 2, offset: 0, count: 1 }.to_bytes();
+        let cases: [(Status, u32, &[u8], bool); 13] = [
             (Status::NOT_IMPLEMENTED, FW_MAP_CRSPACE_RO, &map_of(1), false),
             (Status::INVALID_HANDLE, FW_QUERY_CRSPACE, &[], false),
             (Status::INVALID_PARAMETER, FW_MAP_CRSPACE_RO, &map_of(0), false),
@@ -139,6 +156,9 @@ mod tests {
             (Status::INSUFFICIENT_RESOURCES, FW_MAP_CRSPACE_RO, &map_of(0), false),
             (Status::FILE_CLOSED, FW_QUERY_CRSPACE, &[], false),
             (Status::DEVICE_BUSY, FW_MAP_CRSPACE_RW, &map_of(0), true),
+            (Status::NOT_SUPPORTED, FW_MAP_CRSPACE_RO, &map_of(0), true),
+            (Status::IO_TIMEOUT, crate::abi::FW_READ_CRSPACE_BLOCK, &block, true),
+            (Status::IO_DEVICE_ERROR, crate::abi::FW_READ_CRSPACE_BLOCK, &block, true),
         ];
         for (status, code, input, writable) in cases {
             let (_, error) = NTSTATUS_TO_WIN32.iter().find(|(s, _)| *s == status).copied().unwrap();
@@ -172,8 +192,8 @@ mod tests {
 
     #[test]
     fn other_errors_keep_their_number() {
-        let status = status_from_win32(1117, FW_QUERY_CRSPACE, &[], false); // ERROR_IO_DEVICE
-        assert_eq!(unnamed_win32_error(status), Some(1117));
+        let status = status_from_win32(1167, FW_QUERY_CRSPACE, &[], false); // ERROR_DEVICE_NOT_CONNECTED
+        assert_eq!(unnamed_win32_error(status), Some(1167));
         assert_eq!(unnamed_win32_error(Status::DEVICE_BUSY), None);
         assert_eq!(unnamed_win32_error(Status::INVALID_PARAMETER), None);
     }

@@ -310,3 +310,73 @@ fn a_bad_state_file_is_reported_with_its_line() {
 fn display(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// `crspace --sim --sim-device FILE ARGS...`: the simulated ConnectX-4.
+fn cx4(device: &Path, args: &[&str]) -> Command {
+    let mut cmd = sim(&["--sim-device", device.to_str().unwrap()]);
+    cmd.args(args);
+    cmd
+}
+
+#[test]
+fn a_connectx4_is_read_and_written_through_its_gateway() {
+    let dir = TempDir::new().unwrap();
+    let dev = dir.path().join("cx4.dev");
+    cx4(&dev, &["read", "0xf0014"]).assert().success().stdout("0x000f0014 0x00000209\n");
+    cx4(&dev, &["write", "0x100", "0xdeadbeef"]).assert().success().stdout("").stderr("");
+    cx4(&dev, &["write", "0x104.8:8", "0xab"]).assert().success().stdout("").stderr("");
+    // No byte swap: the gateway carries values, and the next run sees them.
+    cx4(&dev, &["read", "0x100", "2"]).assert().success().stdout("0x00000100 0xdeadbeef\n0x00000104 0x0000ab00\n");
+    cx4(&dev, &["read", "--value", "0x104.8:8"]).assert().success().stdout("0x000000ab\n");
+    cx4(&dev, &["dump", "0xf0010", "8"]).assert().success().stdout("0x000f0010 0x00000000\n0x000f0014 0x00000209\n");
+    // A dump longer than one request (64 dwords) and than one block of output.
+    let out = cx4(&dev, &["dump", "0", "0x2000"]).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 0x800);
+    assert_eq!(text.lines().nth(0x40), Some("0x00000100 0xdeadbeef"));
+    // A value written into the semaphore space is a tool lock: the driver
+    // gives it back when the run's handle closes.
+    cx4(&dev, &["--space", "0xa", "write", "0x10", "7"]).assert().success();
+    cx4(&dev, &["--space", "0xa", "read", "0x10"]).assert().success().stdout("0x00000010 0x00000000\n");
+    cx4(&dev, &["watch", "0xf0014", "--count", "2", "--interval", "1"])
+        .assert()
+        .success()
+        .stdout("0x000f0014 0x00000209\n0x000f0014 0x00000209\n");
+}
+
+#[test]
+fn info_of_a_connectx4_names_its_path_and_spaces() {
+    let dir = TempDir::new().unwrap();
+    let dev = dir.path().join("cx4.dev");
+    let out = cx4(&dev, &["info"]).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("hardware id       0x0209 (ConnectX-4)"), "{text}");
+    assert!(text.contains("through the configuration-space gateway"), "{text}");
+    assert!(text.contains("0x2 CR space") && text.contains("0xa semaphores"), "{text}");
+    assert!(text.contains("never mapped"), "{text}");
+}
+
+#[test]
+fn a_connectx4_refuses_what_it_cannot_do_and_says_why() {
+    let dir = TempDir::new().unwrap();
+    let dev = dir.path().join("cx4.dev");
+    let path = dev.to_str().unwrap();
+    usage_error(cx4(&dev, &["--space", "5", "read", "0"]), "this device serves spaces 0x1 ICMD (extended), 0x2");
+    usage_error(sim(&["--space", "0xa", "read", "0"]), "maps CR space and has no other address spaces");
+    usage_error(plain(&["--sim-device", path, "read", "0"]), "--sim-device configures the simulated HCA: add --sim");
+    fails_with(
+        cx4(&dev, &["read", "0x3ffffffc", "2"]),
+        "0x3ffffffc..0x40000004 reaches past the gateway's addresses (1 GiB)",
+    );
+    fails_with(cx4(&dev, &["--sim-writer", "4242", "write", "0", "1"]), "busy: process 4242 holds the write lease");
+    fails_with(
+        cx4(&dev, &["--sim-access", "read", "--space", "0xa", "read", "0"]),
+        "reading address space 0xa has effects on the device: only administrators may (open the device for write, \
+         run as Administrator)",
+    );
+    fails_with(
+        cx4(&dev, &["--sim-access", "read", "write", "0", "1"]),
+        "read-only handle: run as Administrator to write",
+    );
+    cx4(&dev, &["--sim-writer", "4242", "read", "0xf0014"]).assert().success().stdout("0x000f0014 0x00000209\n");
+}
