@@ -19,7 +19,10 @@
     run      the checks (README.txt lists them), each PASS or FAIL in
              results.txt, with the Windows build, the driver version, the
              Verifier settings and counters and any bugcheck since the
-             install; the logs zipped.
+             install; the logs zipped. With -RealHca INSTANCE-ID (a
+             ConnectX-4 or later passed through to the VM, running its own
+             driver), the first check is whether Windows lets the driver
+             write the HCA's configuration-space gateway at all.
   With -Cleanup (after a run): Verifier reset, test signing off, the test
   device, the certificate and the test user removed; reboot.
 
@@ -30,7 +33,8 @@
 #>
 param(
     [switch]$Cleanup,
-    [switch]$NoReboot
+    [switch]$NoReboot,
+    [string]$RealHca
 )
 
 $ErrorActionPreference = 'Stop'
@@ -41,9 +45,15 @@ $Results = Join-Path $Kit 'results.txt'
 $Logs = Join-Path $Work 'logs'
 $TaskName = 'mlnx_hca acceptance (resume)'
 $HwId = 'root\mlnx_hca_sim'
+$HwId4 = 'root\mlnx_hca_sim4'
 $Device = '\\.\mlnx_hca0'
+$Device4 = '\\.\mlnx_hca1'
 $TestUser = 'mlnx_std'
 New-Item -ItemType Directory -Force -Path $Work, $Logs | Out-Null
+# The real HCA given at the first start, remembered across the reboots.
+$RealHcaFile = Join-Path $Work 'realhca.txt'
+if ($RealHca) { Set-Content -Path $RealHcaFile -Value $RealHca }
+elseif (Test-Path $RealHcaFile) { $RealHca = (Get-Content $RealHcaFile -Raw).Trim() }
 
 function Log([string]$Text) {
     $line = '{0:u} {1}' -f (Get-Date), $Text
@@ -149,9 +159,17 @@ function Step-Install {
     $pkg = Join-Path $Work 'package'
     $inf = Join-Path $pkg 'mlnx_hca.inf'
     $rc = Invoke-Tool (Join-Path $Kit 'tools\uninstall.exe') @($HwId) 'uninstall-stale.txt'
+    $rc = Invoke-Tool (Join-Path $Kit 'tools\uninstall.exe') @($HwId4) 'uninstall-stale4.txt'
     $rc = Invoke-Tool (Join-Path $Kit 'tools\install.exe') @($inf, $HwId) 'install.txt'
     if ($rc -ne 0) { throw ('install.exe failed (' + $rc + '): see ' + (Join-Path $Logs 'install.txt')) }
-    Log 'root test device installed'
+    $rc = Invoke-Tool (Join-Path $Kit 'tools\install.exe') @($inf, $HwId4) 'install4.txt'
+    if ($rc -ne 0) { throw ('install.exe failed (' + $rc + '): see ' + (Join-Path $Logs 'install4.txt')) }
+    Log 'root test devices installed (a simulated ConnectX-3 and ConnectX-4)'
+    if ($RealHca) {
+        # mlnx_hca as a lower filter of the real HCA, below its own driver.
+        $rc = Invoke-Tool (Join-Path $Kit 'tools\mlnx_hca_filter.exe') @('add', '--inf', $inf, $RealHca) 'filter-add.txt'
+        Log ('mlnx_hca_filter.exe add ' + $RealHca + ': ' + $rc + ' (the device restarts with the filter after the reboot)')
+    }
     & verifier.exe /standard /driver mlnx_hca.sys | Out-File (Join-Path $Logs 'verifier-enable.txt')
     # DbgPrint of every component at every level, kept for the kernel logger.
     $filter = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager\Debug Print Filter'
@@ -163,6 +181,11 @@ function Step-Install {
 }
 
 $Checks = New-Object System.Collections.ArrayList
+function Skip([string]$Name, [string]$Detail) {
+    [void]$Checks.Add(('SKIP  {0}  {1}' -f $Name, $Detail))
+    Log ('SKIP {0} {1}' -f $Name, $Detail)
+}
+
 function Record([string]$Name, [bool]$Pass, [string]$Detail) {
     $word = 'FAIL'
     if ($Pass) { $word = 'PASS' }
@@ -181,6 +204,30 @@ function Step-Run {
     $etl = Join-Path $Logs 'dbgprint.etl'
     & logman.exe start 'NT Kernel Logger' -p 'Windows Kernel Trace' 0x40000 -o $etl -ets | Out-Null
     $tracing = ($LASTEXITCODE -eq 0)
+
+    # The first check, on a real ConnectX-4 or later: does Windows let the
+    # driver write the configuration-space gateway (a capability in the
+    # list, which Windows says drivers must not modify)? The filter's start
+    # found and probed the gateway only if its writes went through; then its
+    # control device exists and the gateway client reads the device.
+    if ($RealHca) {
+        $real = Get-PnpDevice -InstanceId $RealHca -ErrorAction SilentlyContinue
+        $rc = Invoke-Tool (Join-Path $tools 'mlnx_hca_filter.exe') @('list') 'filter-list.txt'
+        # The control device the filter made for it, named in the HCA's
+        # hardware key (Device Parameters\MlnxHcaControlDevice).
+        $key = 'HKLM:\SYSTEM\CurrentControlSet\Enum\' + $RealHca + '\Device Parameters'
+        $control = (Get-ItemProperty -Path $key -Name 'MlnxHcaControlDevice' -ErrorAction SilentlyContinue).MlnxHcaControlDevice
+        if ($control) {
+            $rc = Invoke-Tool $client @('--gateway-real', $control) 'gateway-real.txt'
+            Record 'gateway-config-writes' ($rc -eq 0) ('real HCA ' + $RealHca + ': the filter serves it as ' + $control + `
+                '; client.exe --gateway-real: ' + $rc + ' failure(s), logs\gateway-real.txt')
+        } else {
+            Record 'gateway-config-writes' $false ('real HCA ' + $RealHca + ' (' + $(if ($real) { $real.Status } else { 'missing' }) + `
+                '): no control device: the filter did not load, or its gateway probe failed (did Windows refuse the writes to the capability?); see the DbgPrint log')
+        }
+    } else {
+        Skip 'gateway-config-writes' 'no real ConnectX-4 or later given (-RealHca INSTANCE-ID): not proven on this run'
+    }
 
     $settings = (& verifier.exe /querysettings) -join "`n"
     Set-Content -Path (Join-Path $Logs 'verifier-settings.txt') -Value $settings
@@ -228,11 +275,33 @@ function Step-Run {
     }
     $mstdump = Join-Path $tools 'mstdump.exe'
     if (Test-Path $mstdump) {
+        Push-Location $tools
         $rc = Invoke-Tool $mstdump @('mlnx_hca0') 'mstdump.txt'
+        Pop-Location
         $lines = @(Get-Content (Join-Path $Logs 'mstdump.txt')).Count
         Record 'mstdump' (($rc -eq 0) -and ($lines -eq 35572)) ('mstdump: ' + $lines + ' lines (ConnectX3.csv: 35572)')
     } else {
         Record 'mstdump' $false 'mstdump.exe is not in the kit'
+    }
+
+    # The simulated ConnectX-4 (root\mlnx_hca_sim4): the gateway codes end
+    # to end under Verifier, and the tools on them.
+    $dev4 = Get-PnpDevice -PresentOnly -ErrorAction SilentlyContinue |
+        Where-Object { $_.HardwareID -contains $HwId4 } | Select-Object -First 1
+    Record 'device4-started' (($dev4 -ne $null) -and ($dev4.Status -eq 'OK')) ('simulated ConnectX-4: ' + $(if ($dev4) { $dev4.InstanceId + ' ' + $dev4.Status } else { 'missing' }))
+    $rc = Invoke-Tool $client @('--gateway', $Device4) 'client-gateway.txt'
+    Record 'client-gateway' ($rc -eq 0) ('client.exe --gateway (blocks, lease, tool locks, a killed lock holder): ' + $rc + ' failure(s), logs\client-gateway.txt')
+    if (Test-Path $crspace) {
+        $rc = Invoke-Tool $crspace @('--device', $Device4, 'info') 'crspace-info4.txt'
+        $text = Get-Content (Join-Path $Logs 'crspace-info4.txt') -Raw
+        Record 'crspace-info4' (($rc -eq 0) -and ($text -match 'ConnectX-4') -and ($text -match 'gateway')) 'logs\crspace-info4.txt'
+    }
+    if (Test-Path $mstdump) {
+        Push-Location $tools
+        $rc = Invoke-Tool $mstdump @('mt4115_pci_cr1') 'mstdump4.txt'
+        Pop-Location
+        $lines = @(Get-Content (Join-Path $Logs 'mstdump4.txt')).Count
+        Record 'mstdump4' (($rc -eq 0) -and ($lines -eq 44092)) ('mstdump mt4115_pci_cr1: ' + $lines + ' lines (ConnectX4.csv: 44092)')
     }
 
     # A standard user: no open at all; then, after the documented read
@@ -303,12 +372,13 @@ function Write-Results {
     $v = Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
     $inf = Get-Content (Join-Path (Get-DriverFolder) 'mlnx_hca.inf') | Where-Object { $_ -match '^DriverVer' } | Select-Object -First 1
     $failures = @($Checks | Where-Object { $_ -like 'FAIL*' }).Count
+    $skipped = @($Checks | Where-Object { $_ -like 'SKIP*' }).Count
     $head = @(
         'mlnx_hca acceptance results',
         ('date            ' + (Get-Date -Format u)),
         ('windows         ' + $v.ProductName + ' ' + $v.DisplayVersion + ' build ' + $v.CurrentBuild + '.' + $v.UBR),
         ('driver          ' + (Split-Path -Leaf (Get-DriverFolder)) + ', ' + $inf),
-        ('checks          ' + $Checks.Count + ', failed ' + $failures),
+        ('checks          ' + $Checks.Count + ', failed ' + $failures + ', skipped ' + $skipped),
         ''
     )
     Set-Content -Path $Results -Value ($head + $Checks)
@@ -320,6 +390,9 @@ function Write-Results {
 function Step-Cleanup {
     & verifier.exe /reset | Out-Null
     & (Join-Path $Kit 'tools\uninstall.exe') $HwId | Out-Null
+    & (Join-Path $Kit 'tools\uninstall.exe') $HwId4 | Out-Null
+    if ($RealHca) { & (Join-Path $Kit 'tools\mlnx_hca_filter.exe') remove $RealHca | Out-Null }
+    Remove-Item -Path $RealHcaFile -ErrorAction SilentlyContinue
     & bcdedit.exe /set testsigning off | Out-Null
     Remove-LocalUser -Name $TestUser -ErrorAction SilentlyContinue
     $thumb = Join-Path $Work 'thumbprint.txt'

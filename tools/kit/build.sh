@@ -53,8 +53,10 @@ $W32 "${CFLAGS[@]}" -I "$ROOT/include" -o "$OUT/tools/client32.exe" "$ROOT/tests
 "$ROOT/tools/mtcr/build.sh" windows >/dev/null
 MT=$ROOT/target/mtcr/windows
 cp "$MT/lib/crspace.exe" "$MT/mcra.exe" "$MT/mstdump.exe" "$OUT/tools/"
-# mstdump's databases of the HCAs mlnx_hca serves (ConnectX-2, -3, -3 Pro).
-DBS="ConnectX2.csv ConnectX3.csv ConnectX3Pro.csv"
+# mstdump's databases of the HCAs mlnx_hca serves: ConnectX-2, -3, -3 Pro
+# (mapped); Connect-IB, ConnectX-4 to -7, BlueField 1-3 (the gateway).
+DBS="ConnectX2.csv ConnectX3.csv ConnectX3Pro.csv ConnectIB.csv ConnectX4.csv ConnectX4LX.csv ConnectX5.csv
+ConnectX6.csv ConnectX6DX.csv ConnectX6LX.csv ConnectX7.csv BlueField.csv BlueField2.csv BlueField3.csv"
 mkdir -p "$OUT/tools/mstdump_dbs"
 for db in $DBS; do cp "$MT/mstdump_dbs/$db" "$OUT/tools/mstdump_dbs/"; done
 cp "$HERE/acceptance.ps1" "$OUT/"
