@@ -63,7 +63,7 @@ done_stage
 
 [ "$ONLY" = host ] && exit 0
 
-stage "mstflint's unmodified mstmcra and mstregdump against the simulated HCA (tools/sim-pci)"
+stage "mstflint's unmodified mstmcra, mstregdump and mstflint against the simulated ConnectX-3 and ConnectX-4 (tools/sim-pci)"
 within 30 tools/sim-pci/check.sh
 done_stage
 
