@@ -22,7 +22,7 @@
 //! checks it first.
 
 use super::alloc;
-use super::kernel::{self, nt_success, FALSE};
+use super::kernel::{self, nt_success};
 use super::log::trace;
 use crate::core::gateway::ConfigSpace;
 use crate::core::hca::MELLANOX;
@@ -32,10 +32,10 @@ use crate::status::{Result, Status};
 use ::core::mem::size_of;
 use ::core::ptr::{self, NonNull};
 use ::core::sync::atomic::AtomicU32;
-use wdk_sys::ntddk::{IoBuildSynchronousFsdRequest, IofCallDriver, KeInitializeEvent, KeWaitForSingleObject};
+use wdk_sys::ntddk::{IoBuildSynchronousFsdRequest, IofCallDriver};
 use wdk_sys::{
-    _EVENT_TYPE, _KWAIT_REASON, _MODE, BUS_INTERFACE_STANDARD, GUID, IO_STATUS_BLOCK, KEVENT, NTSTATUS, PDEVICE_OBJECT,
-    STATUS_NOT_SUPPORTED, STATUS_PENDING,
+    BUS_INTERFACE_STANDARD, GUID, IO_STATUS_BLOCK, KEVENT, NTSTATUS, PDEVICE_OBJECT, STATUS_NOT_SUPPORTED,
+    STATUS_PENDING,
 };
 
 /// `GUID_BUS_INTERFACE_STANDARD` (`wdmguid.h`):
@@ -107,8 +107,7 @@ impl BusInterface {
             GetBusData: None,
         };
         let mut event = KEVENT::default();
-        // SAFETY: initialises our stack event.
-        unsafe { KeInitializeEvent(&raw mut event, _EVENT_TYPE::NotificationEvent, FALSE) };
+        kernel::init_event(&mut event);
         let mut io_status = IO_STATUS_BLOCK::default();
         // SAFETY: a PnP IRP for the device we are attached to (attached until
         // REMOVE_DEVICE, which cannot run while our START or stop handling
@@ -159,17 +158,9 @@ impl BusInterface {
         // SAFETY: sends the IRP we built to the device we are attached to.
         let mut status = unsafe { IofCallDriver(lower, irp.as_ptr()) };
         if status == STATUS_PENDING {
-            // SAFETY: waits at PASSIVE_LEVEL for the I/O manager to signal
-            // completion on our event, which lives until we return.
-            let _ = unsafe {
-                KeWaitForSingleObject(
-                    (&raw mut event).cast(),
-                    _KWAIT_REASON::Executive,
-                    _MODE::KernelMode as i8,
-                    FALSE,
-                    ptr::null_mut(),
-                )
-            };
+            // The I/O manager signals completion on our event, which lives
+            // until we return.
+            kernel::wait_event(&mut event);
             // SAFETY: the I/O manager wrote the final status before the event.
             status = unsafe { io_status.__bindgen_anon_1.Status };
         }

@@ -14,12 +14,12 @@ use wdk_sys::ntddk::{
     ExAcquireFastMutex, ExReleaseFastMutex, IoAcquireRemoveLockEx, IoGetCurrentProcess, IoGetRequestorProcess,
     IoInitializeRemoveLockEx, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IofCallDriver, IofCompleteRequest,
     KeDelayExecutionThread, KeInitializeEvent, KeQueryPerformanceCounter, KeStackAttachProcess, KeUnstackDetachProcess,
-    ObfDereferenceObject, ObfReferenceObject, PoRegisterSystemState, PoUnregisterSystemState, PsGetCurrentProcessId,
-    PsGetProcessId,
+    KeWaitForSingleObject, ObfDereferenceObject, ObfReferenceObject, PoRegisterSystemState, PoUnregisterSystemState,
+    PsGetCurrentProcessId, PsGetProcessId,
 };
 use wdk_sys::{
-    _EVENT_TYPE, _MODE, CCHAR, FAST_MUTEX, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP, KAPC_STATE, LARGE_INTEGER, NTSTATUS,
-    PDEVICE_OBJECT, PIO_COMPLETION_ROUTINE, PIO_STACK_LOCATION, PIRP, PKPROCESS, PVOID, ULONG,
+    _EVENT_TYPE, _KWAIT_REASON, _MODE, CCHAR, FAST_MUTEX, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP, KAPC_STATE, KEVENT,
+    LARGE_INTEGER, NTSTATUS, PDEVICE_OBJECT, PIO_COMPLETION_ROUTINE, PIO_STACK_LOCATION, PIRP, PKPROCESS, PVOID, ULONG,
 };
 
 /// `FALSE` as a `BOOLEAN`.
@@ -576,4 +576,32 @@ pub(crate) fn sleep_a_millisecond() -> u32 {
         }
         _ => REQUESTED_US,
     }
+}
+
+// ---------------------------------------------------------------- events
+
+/// `KeInitializeEvent(NotificationEvent)`, not signalled. The event must
+/// stay where it is while it can be waited on or signalled (its wait list
+/// points into itself): a local of the function that waits.
+pub(crate) fn init_event(event: &mut KEVENT) {
+    // SAFETY: initialises the caller's event in place.
+    unsafe { KeInitializeEvent(event, _EVENT_TYPE::NotificationEvent, FALSE) };
+}
+
+/// Waits until `event` is signalled: `KeWaitForSingleObject(Executive,
+/// KernelMode, not alertable, no timeout)`.
+///
+/// IRQL: PASSIVE_LEVEL.
+pub(crate) fn wait_event(event: &mut KEVENT) {
+    // SAFETY: a non-alertable kernel-mode wait without timeout on an
+    // initialised event that outlives the wait (the caller's borrow).
+    let _ = unsafe {
+        KeWaitForSingleObject(
+            (event as *mut KEVENT).cast(),
+            _KWAIT_REASON::Executive,
+            _MODE::KernelMode as i8,
+            FALSE,
+            ptr::null_mut(),
+        )
+    };
 }

@@ -36,7 +36,7 @@
 
 use super::config::{BusInterface, ConfigAccess, EmulatedHca};
 use super::device::{self, Hca, StackExtension};
-use super::kernel::{nt_success, Irp, RemoveLockGuard, FALSE};
+use super::kernel::{self, nt_success, Irp, RemoveLockGuard, FALSE};
 use super::log::trace;
 use super::params;
 use super::platform::{Bar, IoSpaceMapping, SimulatedBar, WinPlatform};
@@ -46,15 +46,12 @@ use crate::core::simulated::{SIM4_BARS, SIM_BARS};
 use crate::core::{BarSizes, Device, Identity};
 use ::core::ptr::{self, NonNull};
 use ::core::sync::atomic::Ordering;
-use wdk_sys::ntddk::{
-    KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, PoCallDriver, PoRequestPowerIrp, PoSetPowerState,
-    PoStartNextPowerIrp,
-};
+use wdk_sys::ntddk::{KeSetEvent, PoCallDriver, PoRequestPowerIrp, PoSetPowerState, PoStartNextPowerIrp};
 use wdk_sys::{
-    _DEVICE_POWER_STATE, _EVENT_TYPE, _KWAIT_REASON, _MODE, _POWER_STATE_TYPE, _SYSTEM_POWER_STATE,
-    CM_PARTIAL_RESOURCE_DESCRIPTOR, CM_RESOURCE_LIST, DEVICE_OBJECT, IO_STATUS_BLOCK, IRP, KEVENT, NTSTATUS,
-    POWER_STATE, PREQUEST_POWER_COMPLETE, PVOID, STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_MORE_PROCESSING_REQUIRED,
-    STATUS_PENDING, STATUS_SUCCESS, SYSTEM_POWER_STATE,
+    _DEVICE_POWER_STATE, _POWER_STATE_TYPE, _SYSTEM_POWER_STATE, CM_PARTIAL_RESOURCE_DESCRIPTOR, CM_RESOURCE_LIST,
+    DEVICE_OBJECT, IO_STATUS_BLOCK, IRP, KEVENT, NTSTATUS, POWER_STATE, PREQUEST_POWER_COMPLETE, PVOID,
+    STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING, STATUS_SUCCESS,
+    SYSTEM_POWER_STATE,
 };
 
 /// `IRP_MJ_PNP` of a stack device. IRQL: PASSIVE_LEVEL, in a PnP manager's
@@ -105,21 +102,12 @@ unsafe extern "C" fn on_lower_done(_device: *mut DEVICE_OBJECT, irp: *mut IRP, e
 /// afterwards (to complete). IRQL: PASSIVE_LEVEL; no lock held.
 fn forward_and_wait(ext: &StackExtension, irp: Irp) -> NTSTATUS {
     let mut event = KEVENT::default();
-    // SAFETY: initialises our stack event.
-    unsafe { KeInitializeEvent(&raw mut event, _EVENT_TYPE::NotificationEvent, FALSE) };
+    kernel::init_event(&mut event);
     let status = irp.call_with_completion(ext.lower, Some(on_lower_done), (&raw mut event).cast());
     if status == STATUS_PENDING {
-        // SAFETY: waits at PASSIVE_LEVEL for the completion routine to signal
-        // the event, which lives until this function returns.
-        let _ = unsafe {
-            KeWaitForSingleObject(
-                (&raw mut event).cast(),
-                _KWAIT_REASON::Executive,
-                _MODE::KernelMode as i8,
-                FALSE,
-                ptr::null_mut(),
-            )
-        };
+        // The completion routine signals the event, which lives until this
+        // function returns.
+        kernel::wait_event(&mut event);
     }
     irp.status()
 }

@@ -274,15 +274,18 @@ function Step-Run {
         Record 'mcra' $false 'mcra.exe is not in the kit'
     }
     $mstdump = Join-Path $tools 'mstdump.exe'
-    if (Test-Path $mstdump) {
+    # mstdump NAME: the whole dump, from the tools folder (its databases,
+    # mstdump_dbs\, are found relative to it); WANT lines.
+    $dumpCheck = {
+        param([string]$Check, [string]$Name, [int]$Want, [string]$Db)
+        if (-not (Test-Path $mstdump)) { Record $Check $false 'mstdump.exe is not in the kit'; return }
         Push-Location $tools
-        $rc = Invoke-Tool $mstdump @('mlnx_hca0') 'mstdump.txt'
+        $rc = Invoke-Tool $mstdump @($Name) ($Check + '.txt')
         Pop-Location
-        $lines = @(Get-Content (Join-Path $Logs 'mstdump.txt')).Count
-        Record 'mstdump' (($rc -eq 0) -and ($lines -eq 35572)) ('mstdump: ' + $lines + ' lines (ConnectX3.csv: 35572)')
-    } else {
-        Record 'mstdump' $false 'mstdump.exe is not in the kit'
+        $lines = @(Get-Content (Join-Path $Logs ($Check + '.txt'))).Count
+        Record $Check (($rc -eq 0) -and ($lines -eq $Want)) ('mstdump ' + $Name + ': ' + $lines + ' lines (' + $Db + ': ' + $Want + ')')
     }
+    & $dumpCheck 'mstdump' 'mlnx_hca0' 35572 'ConnectX3.csv'
 
     # The simulated ConnectX-4 (root\mlnx_hca_sim4): the gateway codes end
     # to end under Verifier, and the tools on them.
@@ -296,13 +299,7 @@ function Step-Run {
         $text = Get-Content (Join-Path $Logs 'crspace-info4.txt') -Raw
         Record 'crspace-info4' (($rc -eq 0) -and ($text -match 'ConnectX-4') -and ($text -match 'gateway')) 'logs\crspace-info4.txt'
     }
-    if (Test-Path $mstdump) {
-        Push-Location $tools
-        $rc = Invoke-Tool $mstdump @('mt4115_pci_cr1') 'mstdump4.txt'
-        Pop-Location
-        $lines = @(Get-Content (Join-Path $Logs 'mstdump4.txt')).Count
-        Record 'mstdump4' (($rc -eq 0) -and ($lines -eq 44092)) ('mstdump mt4115_pci_cr1: ' + $lines + ' lines (ConnectX4.csv: 44092)')
-    }
+    & $dumpCheck 'mstdump4' 'mt4115_pci_cr1' 44092 'ConnectX4.csv'
 
     # A standard user: no open at all; then, after the documented read
     # grant, read-only only.
