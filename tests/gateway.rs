@@ -168,6 +168,28 @@ fn the_lease_without_views_one_writer_at_a_time() {
     assert_idle(&hca);
 }
 
+/// Two processes share a handle; the first took the lease, then the second
+/// takes it through the shared handle: with no read-write view of the
+/// first in the way, the second is named at once (found by the fuzzer: the
+/// driver named it only at a later, unrelated event).
+#[test]
+fn a_second_taker_through_a_shared_handle_is_named_at_once() {
+    let hca = cx4();
+    let a = hca.open(A, SimAccess::ReadWrite);
+    let b = a.duplicate(B);
+    assert_eq!(lease(&a, 1), Ok(()));
+    assert_eq!(hca.writer_pid(), Some(A));
+    assert_eq!(lease(&b, 1), Ok(()));
+    assert_eq!(hca.writer_pid(), Some(B), "the new taker");
+    hca.terminate(B + 100, ExitOrder::Exits); // an unrelated process ends: nothing changes
+    assert_eq!(hca.writer_pid(), Some(B));
+    assert_eq!(lease(&b, 0), Ok(()));
+    assert_eq!(hca.writer_pid(), None);
+    drop(b);
+    drop(a);
+    assert_idle(&hca);
+}
+
 #[test]
 fn giving_back_a_lease_that_read_write_views_hold_is_busy() {
     let hca = SimHca::new();

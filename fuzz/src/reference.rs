@@ -418,7 +418,11 @@ impl Model {
                 }
             }
             Expect::Lease { file, pid, take: true } => match &mut self.lease {
-                Some(lease) => lease.taken_by = Some(pid),
+                Some(lease) => {
+                    lease.taken_by = Some(pid);
+                    // A named writer without a read-write view: the taker is named.
+                    self.settle(file);
+                }
                 None => self.lease = Some(Lease { holder: file, writer: Writer::Known(pid), taken_by: Some(pid) }),
             },
             Expect::Lease { file, take: false, .. } => {

@@ -492,7 +492,12 @@ impl<P: Platform> Device<P> {
                 });
                 retake(platform, state, Some(caller));
             }
-            (1, Some(state)) if state.lease.holder == id => retake(platform, state, Some(caller)),
+            (1, Some(state)) if state.lease.holder == id => {
+                retake(platform, state, Some(caller));
+                // A named writer without a read-write view gives way to
+                // the new taker now, not at some later settle.
+                self.settle_lease(id);
+            }
             (1, Some(_)) => return Err(Status::DEVICE_BUSY),
             (0, Some(state)) if state.lease.holder == id => {
                 if rw_views > 0 {
