@@ -239,8 +239,19 @@ impl Gateway {
             if cfg.read(self.base + SEMAPHORE)? == 0 {
                 let ticket = cfg.read(self.base + COUNTER)?;
                 cfg.write(self.base + SEMAPHORE, ticket)?;
-                if cfg.read(self.base + SEMAPHORE)? == ticket {
-                    return Ok(());
+                match cfg.read(self.base + SEMAPHORE) {
+                    Ok(held) if held == ticket => return Ok(()),
+                    Ok(_) => {}
+                    Err(status) => {
+                        // Our ticket may have landed: look once more and
+                        // give it back if it did, so that a failed read
+                        // does not lock the firmware and every tool out.
+                        // (Writing 0 blindly could free another holder's.)
+                        if cfg.read(self.base + SEMAPHORE) == Ok(ticket) {
+                            let _ = cfg.write(self.base + SEMAPHORE, 0);
+                        }
+                        return Err(status);
+                    }
                 }
                 // Someone else's ticket won the race: wait for its release.
             }
@@ -294,6 +305,10 @@ mod tests {
         races_lost: u32,
         /// The flag never changes.
         stuck: bool,
+        /// Semaphore reads that fail right after a ticket is written.
+        readbacks_failing: u32,
+        /// A ticket was just written to the semaphore.
+        ticket_written: bool,
         pauses: u32,
         /// What each pause says it waited, in microseconds.
         pause_us: u32,
@@ -317,6 +332,8 @@ mod tests {
                 held_for: 0,
                 races_lost: 0,
                 stuck: false,
+                readbacks_failing: 0,
+                ticket_written: false,
                 pauses: 0,
                 pause_us: 1000,
                 semaphore_writes: Vec::new(),
@@ -331,6 +348,12 @@ mod tests {
 
     impl ConfigSpace for Scripted {
         fn read(&mut self, offset: u32) -> Result<u32> {
+            if offset == BASE + SEMAPHORE && self.ticket_written && self.readbacks_failing > 0 {
+                self.readbacks_failing -= 1;
+                self.log.push(('r', offset, u32::MAX));
+                return Err(Status::IO_DEVICE_ERROR);
+            }
+            self.ticket_written = false;
             let value = match offset.checked_sub(BASE) {
                 Some(COUNTER) => {
                     self.counter += 1;
@@ -351,6 +374,7 @@ mod tests {
             match offset.checked_sub(BASE) {
                 Some(SEMAPHORE) => {
                     self.semaphore_writes.push(value);
+                    self.ticket_written = value != 0;
                     // A lost race: another ticket lands instead of ours, and
                     // its holder lets go at our next pause.
                     let value = if value != 0 && self.races_lost > 0 {
@@ -503,6 +527,23 @@ mod tests {
         assert_eq!(g.read(&mut cfg, space::CR, 0, &mut out), Err(Status::IO_DEVICE_ERROR));
         assert_eq!(cfg.config[&(BASE + SEMAPHORE)], 0);
         assert_eq!(g.write(&mut cfg, space::CR, 0, &[1]), Err(Status::IO_DEVICE_ERROR));
+    }
+
+    #[test]
+    fn a_failed_look_at_the_ticket_just_written_gives_it_back_only_if_it_landed() {
+        let mut cfg = Scripted::new(&[1, 2, 0xA]);
+        let g = found(&mut cfg);
+        let mut out = [0u32; 1];
+        cfg.readbacks_failing = 1;
+        assert_eq!(g.read(&mut cfg, space::CR, 0, &mut out), Err(Status::IO_DEVICE_ERROR));
+        assert_eq!(cfg.config[&(BASE + SEMAPHORE)], 0, "ours, seen at the second look: given back");
+        cfg.readbacks_failing = 1;
+        cfg.races_lost = 1;
+        assert_eq!(g.read(&mut cfg, space::CR, 0, &mut out), Err(Status::IO_DEVICE_ERROR));
+        assert_eq!(cfg.config[&(BASE + SEMAPHORE)], 0xBEEF, "another holder's ticket is not ours to free");
+        cfg.readbacks_failing = 2;
+        assert_eq!(g.read(&mut cfg, space::CR, 0, &mut out), Err(Status::IO_DEVICE_ERROR));
+        assert_eq!(cfg.semaphore_writes.last(), Some(&cfg.counter), "unseen: nothing written after the ticket");
     }
 
     #[test]
