@@ -260,6 +260,91 @@ fn a_lock_taken_through_a_shared_handle_goes_back_with_its_process() {
     }
 }
 
+/// Up to 256 tool locks per handle: past that a write is refused and writes
+/// nothing, but a handle at the limit can still give a lock back (and write
+/// again a value it holds).
+#[test]
+fn tool_locks_stop_at_256_per_handle_and_a_full_handle_can_still_let_go() {
+    let hca = cx4();
+    let tool = hca.open(A, SimAccess::ReadWrite);
+    for block in 0..4u32 {
+        let values: Vec<u32> = (0..64).map(|i| 0x100 + block * 64 + i).collect();
+        write(&tool, space::SEMAPHORE, block * 0x100, &values).unwrap();
+    }
+    assert_eq!(write(&tool, space::SEMAPHORE, 0x400, &[A]), Err(Status::INSUFFICIENT_RESOURCES));
+    assert_eq!(hca.read_space(space::SEMAPHORE, 0x400), 0, "nothing written");
+    let burner = hca.open(B, SimAccess::ReadWrite);
+    assert_eq!(lease(&burner, 1), Ok(()));
+    assert_eq!(write(&tool, space::SEMAPHORE, 0x400, &[A]), Err(Status::INSUFFICIENT_RESOURCES), "the quota first");
+    assert_eq!(write(&tool, space::SEMAPHORE, 0, &[0]), Err(Status::DEVICE_BUSY), "then the lease");
+    assert_eq!(lease(&burner, 0), Ok(()));
+    drop(burner);
+    assert_eq!(write(&tool, space::SEMAPHORE, 0, &[0x100]), Ok(()), "a value it holds adds nothing");
+    assert_eq!(write(&tool, space::SEMAPHORE, 0, &[0]), Ok(()), "a full handle gives a lock back");
+    assert_eq!(hca.read_space(space::SEMAPHORE, 0), 0);
+    assert_eq!(write(&tool, space::SEMAPHORE, 0x400, &[A]), Ok(()), "and has room for one more");
+    assert_eq!(write(&tool, space::SEMAPHORE, 0x404, &[A]), Err(Status::INSUFFICIENT_RESOURCES));
+    tool.close();
+    for offset in (0..=0x404).step_by(4) {
+        assert_eq!(hca.read_space(space::SEMAPHORE, offset), 0, "{offset:#x} given back at cleanup");
+    }
+    assert!(!hca.may_own_views(A));
+    assert_idle(&hca);
+}
+
+/// A lock given back, through whichever handle, is nobody's record any
+/// more: a tool that takes its lock through one handle and gives it back
+/// through another, and a tool that takes the same lock with the same value
+/// after it, do not lose the lock when the first handle closes.
+#[test]
+fn a_lock_given_back_elsewhere_is_not_given_back_again_at_cleanup() {
+    let hca = cx4();
+    let h1 = hca.open(A, SimAccess::ReadWrite);
+    let h2 = hca.open(A, SimAccess::ReadWrite);
+    write(&h1, space::SEMAPHORE, 0x50, &[A]).unwrap();
+    write(&h2, space::SEMAPHORE, 0x50, &[0]).unwrap();
+    write(&h2, space::SEMAPHORE, 0x50, &[A]).unwrap(); // taken again, through h2
+    h1.close();
+    assert_eq!(hca.read_space(space::SEMAPHORE, 0x50), A, "still held through h2");
+    // Another process clears it and takes it with the same (fixed) value.
+    let other = hca.open(B, SimAccess::ReadWrite);
+    write(&other, space::SEMAPHORE, 0x50, &[0]).unwrap();
+    assert!(!hca.may_own_views(A), "A holds no lock now");
+    write(&other, space::SEMAPHORE, 0x50, &[A]).unwrap();
+    h2.close();
+    assert_eq!(hca.read_space(space::SEMAPHORE, 0x50), A, "B's lock now, though its value is A's");
+    other.close();
+    assert_eq!(hca.read_space(space::SEMAPHORE, 0x50), 0, "and given back with B's handle");
+    assert_idle(&hca);
+}
+
+/// A gateway that fails while locks are given back costs one wait, not one
+/// per lock: the driver stops at the first failure (the locks left are lost
+/// either way), so a wedged device does not hold up a cleanup, or every
+/// process's exit, for minutes.
+#[test]
+fn a_gateway_failing_while_locks_go_back_is_tried_once_not_once_per_lock() {
+    for exit in [false, true] {
+        let hca = cx4();
+        let tool = hca.open(A, SimAccess::ReadWrite);
+        write(&tool, space::SEMAPHORE, 0, &[A; 8]).unwrap();
+        hca.set_gateway_faults(false, true);
+        let before = hca.gateway_tickets();
+        if exit {
+            std::mem::forget(tool);
+            hca.terminate(A, ExitOrder::Exits);
+        } else {
+            tool.close();
+        }
+        assert_eq!(hca.gateway_tickets() - before, 1, "exit {exit}: one try");
+        assert!(!hca.gateway_semaphore_taken(), "exit {exit}: the semaphore given back");
+        assert!(!hca.may_own_views(A), "exit {exit}: no record left");
+        hca.set_gateway_faults(false, false);
+        assert_eq!(hca.read_space(space::SEMAPHORE, 0), A, "exit {exit}: lost with the failure");
+        assert_idle(&hca);
+    }
+}
+
 #[test]
 fn a_lock_changed_since_is_left_alone_at_cleanup() {
     let hca = cx4();

@@ -425,52 +425,74 @@ impl<P: Platform> Device<P> {
 
     /// `FW_WRITE_CRSPACE_BLOCK`: needs the write lease free or held by this
     /// handle (as an RW map does). What it writes into the semaphore space
-    /// becomes (non-zero) or ends (zero) the handle's tool locks.
+    /// becomes (non-zero) a tool lock of this handle, or ends (zero) every
+    /// handle's record at that offset.
     fn write_block(&mut self, id: CaId, caller: Pid, params: BlockIn, data: &[u32]) -> Result<()> {
         let gateway = self.block_gateway(&params)?;
-        if self.lease.is_some_and(|l| l.lease.holder != id) {
-            return Err(Status::DEVICE_BUSY);
-        }
         let values = &data[..params.count as usize];
         let semaphore = params.space == space::SEMAPHORE;
-        let Device { platform, cas, .. } = self;
+        let Device { platform, cas, lease, .. } = self;
         let Some(ca) =
             cas.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.ca.as_mut())
         else {
             return Err(Status::FILE_CLOSED);
         };
+        // CAST: i < MAX_BLOCK_DWORDS.
+        let at = |i: usize| params.offset + 4 * i as u32;
+        let is_new = |ca: &UmCa<P::View>, i: usize, value: u32| {
+            value != 0 && !ca.locks.iter().any(|l| l.offset == at(i) && l.pid == caller && l.value == value)
+        };
         if semaphore {
-            // Room for every lock this write may record, before writing.
-            if ca.locks.len() + values.len() > MAX_LOCKS_PER_HANDLE {
+            // Room for every record this write may add, before writing. A
+            // zero frees and a value already recorded adds nothing, so
+            // neither counts: a handle at its limit can still let go.
+            let new = values.iter().enumerate().filter(|&(i, &v)| is_new(ca, i, v)).count();
+            if ca.locks.len() + new > MAX_LOCKS_PER_HANDLE {
                 return Err(Status::INSUFFICIENT_RESOURCES);
             }
-            ca.locks.try_reserve(values.len()).map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
+            ca.locks.try_reserve(new).map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
+        }
+        // The quota (above), then the lease: the contract's order.
+        if lease.is_some_and(|l| l.lease.holder != id) {
+            return Err(Status::DEVICE_BUSY);
         }
         let cfg = platform.config_space().ok_or(Status::DELETE_PENDING)?;
         gateway.write(cfg, params.space, params.offset, values)?;
-        if semaphore {
-            for (i, &value) in values.iter().enumerate() {
-                // CAST: i < MAX_BLOCK_DWORDS.
-                let offset = params.offset + 4 * i as u32;
-                if value == 0 {
-                    // Freed: no record of this handle at this offset stands.
-                    ca.locks.retain(|l| {
-                        let freed = l.offset == offset;
-                        if freed {
-                            platform.count_owner(l.pid, false);
-                        }
-                        !freed
-                    });
-                } else if !ca.locks.iter().any(|l| l.offset == offset && l.pid == caller && l.value == value) {
-                    // Kept beside any other record at this offset: whether
-                    // this value stuck (a taken lock keeps its holder's) is
-                    // the device's to say, and each record is given back
-                    // only where the device still holds its value. Replacing
-                    // an earlier writer's record (another process sharing
-                    // the handle) would leave that writer's lock behind it.
-                    ca.locks.push(ToolLock { pid: caller, offset, value });
-                    platform.count_owner(caller, true);
-                }
+        if !semaphore {
+            return Ok(());
+        }
+        for (i, &value) in values.iter().enumerate() {
+            if value != 0 {
+                continue;
+            }
+            // Freed on the device: no record at this offset stands, in any
+            // handle. Left in another handle, a record would have that
+            // handle's cleanup free whoever takes the lock next with the
+            // same value (a tool that takes its lock through one handle and
+            // gives it back through another, or a fixed lock value).
+            for ca in cas.iter_mut().filter_map(|s| s.ca.as_mut()) {
+                ca.locks.retain(|l| {
+                    let freed = l.offset == at(i);
+                    if freed {
+                        platform.count_owner(l.pid, false);
+                    }
+                    !freed
+                });
+            }
+        }
+        let Some(ca) = cas.get_mut(id.index as usize).and_then(|s| s.ca.as_mut()) else {
+            return Ok(()); // unreachable: looked up above, under the same lock
+        };
+        for (i, &value) in values.iter().enumerate() {
+            if is_new(ca, i, value) {
+                // Kept beside any other record at this offset: whether
+                // this value stuck (a taken lock keeps its holder's) is
+                // the device's to say, and each record is given back
+                // only where the device still holds its value. Replacing
+                // an earlier writer's record (another process sharing
+                // the handle) would leave that writer's lock behind it.
+                ca.locks.push(ToolLock { pid: caller, offset: at(i), value });
+                platform.count_owner(caller, true);
             }
         }
         Ok(())
@@ -867,7 +889,13 @@ fn release_locks_only<P: Platform>(platform: &mut P, path: Path, locks: &[ToolLo
     }
     let Some(cfg) = platform.config_space() else { return };
     for lock in locks {
-        let _ = gateway.release_if(cfg, space::SEMAPHORE, lock.offset, lock.value);
+        // A gateway that failed one release (its semaphore held past the
+        // timeout, its flag stuck) would fail the rest the same way, each
+        // after its own wait, with the device's lock (and at process exit
+        // every device's) held: the locks left are lost either way.
+        if gateway.release_if(cfg, space::SEMAPHORE, lock.offset, lock.value).is_err() {
+            break;
+        }
     }
 }
 

@@ -106,6 +106,11 @@ impl GatewayDevice {
         self.device().semaphore_taken()
     }
 
+    /// How many tickets the gateway's counter has handed out.
+    pub fn tickets(&self) -> u32 {
+        self.device().tickets()
+    }
+
     /// A configuration-space read, with the gateway's reactions.
     pub fn config_read(&self, offset: u32) -> u32 {
         self.device().config_read(offset)

@@ -352,6 +352,12 @@ impl SimHca {
         self.gateway().semaphore_taken()
     }
 
+    /// How many tickets the ConnectX-4 gateway's counter has handed out:
+    /// one per try to take its semaphore, by the driver or anyone else.
+    pub fn gateway_tickets(&self) -> u32 {
+        self.gateway().tickets()
+    }
+
     /// The ConnectX-4's faults: its gateway's semaphore never free, its flag
     /// never moving (false, false: none).
     pub fn set_gateway_faults(&self, semaphore_stuck: bool, flag_stuck: bool) {

@@ -139,6 +139,12 @@ impl<'a, C: Cells + ?Sized> EmulatedGateway<'a, C> {
         self.cells.load(GATEWAY_BASE + SEMAPHORE) != 0
     }
 
+    /// How many tickets the counter has handed out (each try to take the
+    /// semaphore draws one), without drawing one.
+    pub fn tickets(&self) -> u32 {
+        self.cells.load(GATEWAY_BASE + COUNTER)
+    }
+
     /// A configuration-space read, with the gateway's reactions.
     pub fn config_read(&self, offset: u32) -> u32 {
         if offset >= CONFIG_BYTES || offset % 4 != 0 {

@@ -496,16 +496,17 @@ inline Device_lock(id) {
   fi
 }
 
-/* Device::write_block of 0 there: the lock freed, and every record of the
-   context at that place with it. */
+/* Device::write_block of 0 there: the lock freed, and every record at that
+   place with it, in every context (one left in another would have that
+   context's cleanup free the next holder's lock). */
 inline Device_unlock(id) {
   if
   :: !bar_in_platform -> st = DELETE_PENDING
   :: else ->
      bus_access();
      dev_sem = 0;
-     for (tp : 1 .. NPROC - 1) {
-       if :: lk[id * NPROC + tp] -> lk[id * NPROC + tp] = false; UNCOUNT_LOCK(tp) :: else fi
+     for (tp : NPROC .. NFILE * NPROC - 1) {
+       if :: lk[tp] -> lk[tp] = false; UNCOUNT_LOCK(tp % NPROC) :: else fi
      }
      tp = NONE;
      st = SUCCESS
