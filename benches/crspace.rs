@@ -285,11 +285,10 @@ fn read_view(va: u64) -> u32 {
     let base = std::ptr::with_exposed_provenance::<u32>(usize::try_from(va).expect("a VA of this process"));
     let mut sum = 0u32;
     for i in 0..DWORDS {
-        // SAFETY: `va` is the first byte of a live read-only view of the whole
-        // 1 MiB BAR 0 that this handle mapped and unmaps only after the
-        // benchmark; it is page aligned and `i < DWORDS`, so the dword is
-        // inside the view and aligned. The device may change it at any time,
-        // hence the volatile read.
+        // `va` starts a live read-only view of the whole 1 MiB BAR 0, which
+        // this handle unmaps only after the benchmark. The device may change
+        // a dword at any time, hence the volatile read.
+        // SAFETY: the view is page aligned and `i < DWORDS`: inside, aligned.
         let dword = unsafe { std::ptr::read_volatile(base.wrapping_add(i)) };
         // CR space is big-endian: a tool swaps every dword it reads.
         sum = sum.wrapping_add(u32::from_be(dword));

@@ -109,11 +109,10 @@ impl BusInterface {
         let mut event = KEVENT::default();
         kernel::init_event(&mut event);
         let mut io_status = IO_STATUS_BLOCK::default();
-        // SAFETY: a PnP IRP for the device we are attached to (attached until
-        // REMOVE_DEVICE, which cannot run while our START or stop handling
-        // does); no buffer; the event and the status block outlive the
-        // request (we wait below). The I/O manager frees the IRP when it
-        // completes.
+        // We stay attached until REMOVE_DEVICE, which cannot run while our
+        // START or stop handling does; the I/O manager frees the IRP.
+        // SAFETY: a PnP IRP for the device we are attached to, no buffer; the
+        // event and the status block outlive the request (we wait below).
         let irp = unsafe {
             IoBuildSynchronousFsdRequest(
                 wdk_sys::IRP_MJ_PNP,
@@ -137,15 +136,15 @@ impl BusInterface {
         // SAFETY: IoBuildSynchronousFsdRequest set the current location (one
         // past the IRP's last).
         let current = unsafe { location_slot.read() };
-        // SAFETY: IoGetNextIrpStackLocation of a fresh IRP: the location
-        // below the current one, which the built IRP has (as many as
-        // `lower`'s stack needs), ours to fill in until IoCallDriver.
+        // IoGetNextIrpStackLocation of a fresh IRP (built with as many
+        // locations as `lower`'s stack needs).
+        // SAFETY: the location below the current one exists, and is ours to
+        // fill in until IoCallDriver.
         let next = unsafe { &mut *current.wrapping_sub(1) };
         // CAST: IRP_MN_QUERY_INTERFACE (8) fits the UCHAR.
         next.MinorFunction = wdk_sys::IRP_MN_QUERY_INTERFACE as u8;
-        // SAFETY: Parameters.QueryInterface is the member of
-        // IRP_MN_QUERY_INTERFACE; the GUID is static and the interface
-        // outlives the request.
+        // The GUID is static and the interface outlives the request.
+        // SAFETY: Parameters.QueryInterface is IRP_MN_QUERY_INTERFACE's member.
         unsafe {
             let query = &mut next.Parameters.QueryInterface;
             query.InterfaceType = &raw const GUID_BUS_INTERFACE_STANDARD;
@@ -241,9 +240,9 @@ impl EmulatedHca {
     pub(crate) fn new() -> Result<Self> {
         let block = alloc::allocate(DEVICE_BYTES as usize).cast::<AtomicU32>();
         let cells = NonNull::new(block).ok_or(Status::INSUFFICIENT_RESOURCES)?;
+        // Zero is the device's power-on state of every cell.
         // SAFETY: the fresh block is ours, DEVICE_BYTES long; pool blocks are
-        // at least 16-byte aligned, enough for AtomicU32. Zero is the
-        // device's power-on state of every cell.
+        // at least 16-byte aligned, enough for AtomicU32.
         unsafe { ptr::write_bytes(cells.as_ptr().cast::<u8>(), 0, DEVICE_BYTES as usize) };
         let hca = EmulatedHca { cells };
         hca.device().power_on(MELLANOX, SIM4_PCI_DEVICE_ID, SIM4_DEVICE_ID);

@@ -510,9 +510,9 @@ impl WinPlatform {
             return 0;
         }
         let id = bar.system_va().wrapping_add(SIM_DEVICE_ID_OFFSET as usize).cast::<u32>();
+        // Read once, as the device register it is.
         // SAFETY: a dword-aligned offset inside the mapped BAR (checked
-        // above; the BAR is page aligned), read once as the device register
-        // it is.
+        // above; the BAR is page aligned).
         let raw = unsafe { id.read_volatile() };
         u32::from_be(raw) & 0xFFFF
     }
